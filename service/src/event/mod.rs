@@ -6,5 +6,10 @@
 mod record;
 mod validate;
 
-pub use record::{ChangeRecord, EventRecord};
+pub use record::{datetime_from_us, timestamp_from_us, timestamp_to_us, ChangeRecord, EventRecord};
 pub use validate::{InvalidEvent, Limits};
+
+/// Checks a W3C trace id: 32 lowercase hex digits, not all zero.
+pub fn validate_trace_id(trace_id: &str) -> Result<(), InvalidEvent> {
+    validate::hex_id("trace_id", trace_id, 32)
+}

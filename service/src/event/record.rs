@@ -98,11 +98,17 @@ impl EventRecord {
         validate::text("target.id", &target.id, Limits::ID, false)?;
         validate::text("target.name", &target.name, Limits::ID, false)?;
 
-        let outcome = event.outcome.as_ref().ok_or_else(|| {
-            InvalidEvent::new("outcome", "missing; set outcome.result")
-        })?;
+        let outcome = event
+            .outcome
+            .as_ref()
+            .ok_or_else(|| InvalidEvent::new("outcome", "missing; set outcome.result"))?;
         validate::result(outcome.result)?;
-        validate::text("outcome.error_code", &outcome.error_code, Limits::NAME, false)?;
+        validate::text(
+            "outcome.error_code",
+            &outcome.error_code,
+            Limits::NAME,
+            false,
+        )?;
         validate::text("outcome.message", &outcome.message, Limits::MESSAGE, false)?;
 
         validate::hex_id("trace_id", &event.trace_id, 32)?;
@@ -269,7 +275,12 @@ fn check_actor(actor: &Actor) -> Result<(), InvalidEvent> {
             format!("{:?} is not an IPv4 or IPv6 address", actor.ip),
         ));
     }
-    validate::text("actor.user_agent", &actor.user_agent, Limits::USER_AGENT, false)?;
+    validate::text(
+        "actor.user_agent",
+        &actor.user_agent,
+        Limits::USER_AGENT,
+        false,
+    )?;
     if let Some(imp) = &actor.impersonator {
         validate::identifier("actor.impersonator.id", &imp.id, Limits::ID, true)?;
         validate::actor_type("actor.impersonator.type", imp.r#type)?;

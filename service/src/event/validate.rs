@@ -116,7 +116,11 @@ pub(crate) fn hex_id(field: &'static str, value: &str, digits: usize) -> Result<
 }
 
 /// Checks that `value` is JSON text of an object, or empty.
-pub(crate) fn json_object(field: &'static str, value: &str, max: usize) -> Result<(), InvalidEvent> {
+pub(crate) fn json_object(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), InvalidEvent> {
     text(field, value, max, false)?;
     if value.is_empty() {
         return Ok(());
@@ -154,8 +158,12 @@ pub(crate) fn known_enum<E: TryFrom<i32>>(
             format!("unspecified; set one of {allowed}"),
         ));
     }
-    E::try_from(value)
-        .map_err(|_| InvalidEvent::new(field, format!("unknown value {value}; use one of {allowed}")))
+    E::try_from(value).map_err(|_| {
+        InvalidEvent::new(
+            field,
+            format!("unknown value {value}; use one of {allowed}"),
+        )
+    })
 }
 
 /// Names accepted for `action_type`, for error messages.

@@ -58,7 +58,10 @@ fn round_trip_keeps_every_field() {
 #[test]
 fn changes_are_stored_as_json_values() {
     let record = EventRecord::from_event(&sample()).unwrap();
-    assert_eq!(record.changes_json, r#"[{"field":"status","before":"open"}]"#);
+    assert_eq!(
+        record.changes_json,
+        r#"[{"field":"status","before":"open"}]"#
+    );
 }
 
 #[test]
@@ -93,7 +96,10 @@ fn timestamp_bounds() {
         nanos: 999_999_999,
     });
     let record = EventRecord::from_event(&event).unwrap();
-    assert_eq!(record.occurred_at_us, Limits::MAX_SECONDS * 1_000_000 + 999_999);
+    assert_eq!(
+        record.occurred_at_us,
+        Limits::MAX_SECONDS * 1_000_000 + 999_999
+    );
 }
 
 #[test]

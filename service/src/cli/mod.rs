@@ -1,0 +1,175 @@
+//! The `oplog` command line.
+
+mod args;
+mod import;
+mod query;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::MySqlStore;
+use crate::telemetry::{self, LogFormat};
+use args::{ConsumerArgs, KafkaArgs, ListenArgs, MySqlArgs, SqliteArgs};
+
+/// oplog: operation-log (audit trail) pipeline from Kafka into MySQL, with a gRPC query
+/// API. With no command it runs `all-in-one`.
+#[derive(Debug, Parser)]
+#[command(name = "oplog", version, propagate_version = true)]
+pub struct Cli {
+    /// TOML configuration file; flags and OPLOG_* variables override its values.
+    #[arg(long, global = true, env = "OPLOG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log line format [config: log.format; default: text].
+    #[arg(long, global = true, env = "OPLOG_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// Log filter in RUST_LOG syntax, such as info or oplog=debug [config: log.filter;
+    /// default: info].
+    #[arg(long, global = true, env = "OPLOG_LOG_FILTER", value_name = "FILTER")]
+    log_filter: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the query and Append APIs over a local SQLite file, with no Kafka or MySQL
+    /// (the default).
+    AllInOne {
+        #[command(flatten)]
+        sqlite: SqliteArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
+    },
+    /// Serve the gRPC query API over MySQL; Append publishes to Kafka.
+    Serve {
+        #[command(flatten)]
+        mysql: MySqlArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        listen: ListenArgs,
+    },
+    /// Consume the events topic into MySQL as a Kafka consumer group.
+    Consume {
+        #[command(flatten)]
+        mysql: MySqlArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        consumer: ConsumerArgs,
+        /// HTTP listen address of /metrics, /livez and /readyz [config: http.listen].
+        #[arg(long, env = "OPLOG_HTTP_LISTEN", value_name = "ADDR")]
+        http_listen: Option<std::net::SocketAddr>,
+    },
+    /// Create or upgrade the MySQL schema and the day partitions ahead; safe to rerun.
+    Migrate {
+        #[command(flatten)]
+        mysql: MySqlArgs,
+        /// Day partitions to create after today, UTC [config: mysql.partitions_ahead_days;
+        /// default: 7].
+        #[arg(long, value_name = "DAYS")]
+        ahead_days: Option<u32>,
+    },
+    /// Import audit logs (Kubernetes, CloudTrail, oplog JSON lines) through the Append
+    /// API or straight to Kafka.
+    Import(import::ImportArgs),
+    /// Query stored events through the gRPC API.
+    Query(query::QueryArgs),
+}
+
+impl Cli {
+    /// Runs the command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        if let Some(filter) = &self.log_filter {
+            config.log.filter = filter.clone();
+        }
+        let command = self.command.unwrap_or(Command::AllInOne {
+            sqlite: SqliteArgs::default(),
+            listen: ListenArgs::default(),
+        });
+        // Client commands print their results; their logs stay quiet unless asked.
+        if matches!(command, Command::Query(_) | Command::Import(_)) && self.log_filter.is_none() {
+            config.log.filter = "warn".into();
+        }
+        telemetry::init_logging(config.log.format, &config.log.filter)?;
+        command.run(config).await
+    }
+}
+
+impl Command {
+    async fn run(self, mut config: Config) -> anyhow::Result<()> {
+        match self {
+            Command::AllInOne { sqlite, listen } => {
+                sqlite.apply(&mut config);
+                listen.apply(&mut config);
+                config.validate()?;
+                crate::server::run_all_in_one(config).await
+            }
+            Command::Serve {
+                mysql,
+                kafka,
+                listen,
+            } => {
+                mysql.apply(&mut config);
+                kafka.apply(&mut config);
+                listen.apply(&mut config);
+                config.validate()?;
+                crate::server::run_serve(config).await
+            }
+            Command::Consume {
+                mysql,
+                kafka,
+                consumer,
+                http_listen,
+            } => {
+                mysql.apply(&mut config);
+                kafka.apply(&mut config);
+                consumer.apply(&mut config);
+                if let Some(addr) = http_listen {
+                    config.http.listen = addr;
+                }
+                config.validate()?;
+                crate::server::run_consume(config).await
+            }
+            Command::Migrate { mysql, ahead_days } => {
+                mysql.apply(&mut config);
+                if let Some(days) = ahead_days {
+                    config.mysql.partitions_ahead_days = days;
+                }
+                migrate(&config).await
+            }
+            Command::Import(args) => args.run(config).await,
+            Command::Query(args) => args.run().await,
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = crate::server::redact(&config.mysql.url);
+    let store = MySqlStore::connect(&config.mysql.settings())
+        .await
+        .with_context(|| format!("failed to connect to MySQL at {url}"))?;
+    store
+        .migrate()
+        .await
+        .context("failed to apply migrations")?;
+    let today = chrono::Utc::now().date_naive();
+    let created =
+        crate::partitions::create_ahead(store.pool(), today, config.mysql.partitions_ahead_days)
+            .await
+            .context("failed to create day partitions")?;
+    for (table, days) in created {
+        println!(
+            "{table}: schema up to date, {} day partitions created",
+            days.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! Configuration: defaults, overridden by a TOML file, overridden by environment
+//! variables and command-line flags (see `cli`). Unknown keys in the file are errors.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::consumer::{BatchLimits, ConsumerSettings};
+use crate::kafka::KafkaSettings;
+use crate::query::QueryLimits;
+use crate::store::mysql::MySqlSettings;
+use crate::telemetry::LogFormat;
+
+/// Everything a command can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Logging.
+    pub log: LogConfig,
+    /// The HTTP endpoint for metrics and health.
+    pub http: HttpConfig,
+    /// The gRPC server.
+    pub grpc: GrpcConfig,
+    /// The MySQL store.
+    pub mysql: MySqlConfig,
+    /// The SQLite store of the embedded mode.
+    pub sqlite: SqliteConfig,
+    /// Kafka connection and topic.
+    pub kafka: KafkaConfig,
+    /// The consumer group.
+    pub consumer: ConsumerConfig,
+    /// Query API limits.
+    pub query: QueryConfig,
+    /// Append API limits.
+    pub ingest: IngestConfig,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// Filter in `RUST_LOG` syntax.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// HTTP endpoint settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of `/metrics`, `/livez` and `/readyz`.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 9464).into(),
+        }
+    }
+}
+
+/// gRPC server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address of the gRPC server.
+    pub listen: SocketAddr,
+    /// Largest request or response message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 50051).into(),
+            max_message_bytes: 16 << 20,
+        }
+    }
+}
+
+/// MySQL store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MySqlConfig {
+    /// Connection URL, `mysql://user:password@host:port/database`.
+    pub url: String,
+    /// Maximum connections in the pool.
+    pub max_connections: u32,
+    /// Maximum wait for a pooled connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Maximum bytes of one INSERT statement; must stay below the server's
+    /// `max_allowed_packet`.
+    pub max_statement_bytes: usize,
+    /// Day partitions `oplog migrate` creates ahead of today.
+    pub partitions_ahead_days: u32,
+}
+
+impl Default for MySqlConfig {
+    fn default() -> Self {
+        Self {
+            url: "mysql://oplog:oplog@127.0.0.1:3306/oplog".into(),
+            max_connections: 10,
+            acquire_timeout_ms: 5_000,
+            max_statement_bytes: 4 << 20,
+            partitions_ahead_days: 7,
+        }
+    }
+}
+
+impl MySqlConfig {
+    /// Store settings for these values.
+    pub fn settings(&self) -> MySqlSettings {
+        MySqlSettings {
+            url: self.url.clone(),
+            max_connections: self.max_connections,
+            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            max_statement_bytes: self.max_statement_bytes,
+        }
+    }
+}
+
+/// SQLite store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqliteConfig {
+    /// Database file; created when missing.
+    pub path: PathBuf,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("oplog.db"),
+        }
+    }
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topic the services publish events to.
+    pub topic: String,
+    /// Extra librdkafka properties for every client, such as `security.protocol`.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "oplog-events".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Client settings for these values.
+    pub fn settings(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Kafka consumer group; also the key of the offsets stored in MySQL.
+    pub group_id: String,
+    /// Topic for messages that cannot be stored; defaults to `<topic>.dead-letter`.
+    pub dead_letter_topic: Option<String>,
+    /// A batch is written at this many events.
+    pub max_batch_events: usize,
+    /// A batch is written at this many bytes of event data.
+    pub max_batch_bytes: usize,
+    /// A batch is written when its first message has waited this many milliseconds.
+    pub max_batch_wait_ms: u64,
+    /// Largest message value accepted, in bytes; larger ones are dead-lettered.
+    pub max_event_bytes: usize,
+    /// Interval of the librdkafka statistics that feed the lag metric, in milliseconds.
+    pub statistics_interval_ms: u64,
+    /// Kafka session timeout, in milliseconds.
+    pub session_timeout_ms: u64,
+    /// First delay between retries of a failed write, in milliseconds.
+    pub retry_backoff_ms: u64,
+    /// Longest delay between retries of a failed write, in milliseconds.
+    pub max_retry_backoff_ms: u64,
+    /// How long shutdown may spend writing the last batch, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "oplog".into(),
+            dead_letter_topic: None,
+            max_batch_events: 2_000,
+            max_batch_bytes: 4 << 20,
+            max_batch_wait_ms: 500,
+            max_event_bytes: 1 << 20,
+            statistics_interval_ms: 5_000,
+            session_timeout_ms: 45_000,
+            retry_backoff_ms: 100,
+            max_retry_backoff_ms: 30_000,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Consumer settings for these values and the Kafka topic.
+    pub fn settings(&self, kafka: &KafkaConfig) -> ConsumerSettings {
+        ConsumerSettings {
+            topic: kafka.topic.clone(),
+            group_id: self.group_id.clone(),
+            dead_letter_topic: self
+                .dead_letter_topic
+                .clone()
+                .unwrap_or_else(|| format!("{}.dead-letter", kafka.topic)),
+            batch: BatchLimits {
+                max_events: self.max_batch_events,
+                max_bytes: self.max_batch_bytes,
+                max_wait: Duration::from_millis(self.max_batch_wait_ms),
+            },
+            max_event_bytes: self.max_event_bytes,
+            statistics_interval: Duration::from_millis(self.statistics_interval_ms),
+            session_timeout: Duration::from_millis(self.session_timeout_ms),
+            retry_backoff: Duration::from_millis(self.retry_backoff_ms),
+            max_retry_backoff: Duration::from_millis(self.max_retry_backoff_ms),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+        }
+    }
+}
+
+/// Query API limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Page size of `ListEvents` when a request asks for 0.
+    pub default_page_size: u32,
+    /// Largest page size of `ListEvents`.
+    pub max_page_size: u32,
+    /// Most events `GetTrace` returns.
+    pub max_trace_events: u32,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        let limits = QueryLimits::default();
+        Self {
+            default_page_size: limits.default_page_size,
+            max_page_size: limits.max_page_size,
+            max_trace_events: limits.max_trace_events,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// Query limits for these values.
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            default_page_size: self.default_page_size,
+            max_page_size: self.max_page_size,
+            max_trace_events: self.max_trace_events,
+        }
+    }
+}
+
+/// Append API limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most events in one Append request.
+    pub max_batch_events: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_batch_events: 5_000,
+        }
+    }
+}
+
+/// Errors of loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        /// Path of the file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// Path of the file.
+        path: PathBuf,
+        /// The parse error, with line and column.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Checks values that the types alone allow but that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "consumer.max_batch_events",
+                self.consumer.max_batch_events as u64,
+            ),
+            (
+                "consumer.max_batch_bytes",
+                self.consumer.max_batch_bytes as u64,
+            ),
+            (
+                "consumer.max_event_bytes",
+                self.consumer.max_event_bytes as u64,
+            ),
+            ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
+            (
+                "query.default_page_size",
+                u64::from(self.query.default_page_size),
+            ),
+            ("query.max_page_size", u64::from(self.query.max_page_size)),
+            (
+                "query.max_trace_events",
+                u64::from(self.query.max_trace_events),
+            ),
+            (
+                "ingest.max_batch_events",
+                self.ingest.max_batch_events as u64,
+            ),
+            (
+                "mysql.max_connections",
+                u64::from(self.mysql.max_connections),
+            ),
+            (
+                "mysql.max_statement_bytes",
+                self.mysql.max_statement_bytes as u64,
+            ),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "{name} is 0; set a positive value"
+            )));
+        }
+        if self.query.default_page_size > self.query.max_page_size {
+            return Err(ConfigError::Invalid(format!(
+                "query.default_page_size {} is above query.max_page_size {}; lower it",
+                self.query.default_page_size, self.query.max_page_size
+            )));
+        }
+        if self.consumer.max_retry_backoff_ms < self.consumer.retry_backoff_ms {
+            return Err(ConfigError::Invalid(format!(
+                "consumer.max_retry_backoff_ms {} is below consumer.retry_backoff_ms {}; raise it",
+                self.consumer.max_retry_backoff_ms, self.consumer.retry_backoff_ms
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_keeps_the_rest() {
+        let config: Config = toml::from_str(
+            "[consumer]\nmax_batch_events = 10\n[kafka.properties]\n\"security.protocol\" = \"SSL\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.consumer.max_batch_events, 10);
+        assert_eq!(config.consumer.max_batch_wait_ms, 500);
+        assert_eq!(config.kafka.properties["security.protocol"], "SSL");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let err = toml::from_str::<Config>("[consumer]\nmax_batch_event = 10\n").unwrap_err();
+        assert!(err.to_string().contains("max_batch_event"), "{err}");
+    }
+
+    #[test]
+    fn dead_letter_topic_follows_the_topic() {
+        let config = Config::default();
+        let settings = config.consumer.settings(&config.kafka);
+        assert_eq!(settings.dead_letter_topic, "oplog-events.dead-letter");
+    }
+
+    #[test]
+    fn zero_batch_size_is_rejected() {
+        let mut config = Config::default();
+        config.consumer.max_batch_events = 0;
+        let err = config.validate().unwrap_err();
+        assert!(
+            err.to_string().contains("consumer.max_batch_events"),
+            "{err}"
+        );
+    }
+}

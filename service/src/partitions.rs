@@ -1,0 +1,199 @@
+//! Day partitions of the MySQL event tables.
+//!
+//! Both tables are RANGE COLUMNS partitioned on `occurred_at`. A day partition is named
+//! `pYYYYMMDD` after the day it holds and bounded by `VALUES LESS THAN` the next day;
+//! the catch-all `p_future` holds everything later. New days are split off the
+//! catch-all with `REORGANIZE PARTITION`, which also moves rows that arrived early.
+
+use chrono::{Days, NaiveDate};
+use sqlx::MySqlPool;
+
+/// The partitioned tables.
+pub const TABLES: [&str; 2] = ["oplog_events", "oplog_event_details"];
+
+/// Name of the catch-all partition.
+pub const CATCH_ALL: &str = "p_future";
+
+/// One partition as `information_schema.PARTITIONS` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    /// Partition name.
+    pub name: String,
+    /// Exclusive upper bound; `None` for the catch-all (`MAXVALUE`).
+    pub less_than: Option<NaiveDate>,
+}
+
+/// Errors of partition maintenance.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// A statement failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The table is not partitioned the way oplog creates it.
+    #[error("table {table} has an unexpected partition {name:?} bounded by {bound:?}; run `oplog migrate` on an empty database or fix the partitions by hand")]
+    Unexpected {
+        /// Table name.
+        table: String,
+        /// Partition name.
+        name: String,
+        /// The bound as the server prints it.
+        bound: String,
+    },
+}
+
+/// Lists the partitions of `table` in the current database, in bound order.
+pub async fn list(pool: &MySqlPool, table: &str) -> Result<Vec<Partition>, PartitionError> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT CAST(PARTITION_NAME AS CHAR), CAST(PARTITION_DESCRIPTION AS CHAR) \
+         FROM information_schema.PARTITIONS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND PARTITION_NAME IS NOT NULL \
+         ORDER BY PARTITION_ORDINAL_POSITION",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(name, bound)| {
+            let less_than = parse_bound(&bound).ok_or_else(|| PartitionError::Unexpected {
+                table: table.to_owned(),
+                name: name.clone(),
+                bound: bound.clone(),
+            })?;
+            Ok(Partition { name, less_than })
+        })
+        .collect()
+}
+
+/// Parses `'2026-12-05 00:00:00'` (MySQL) or `'2026-12-05 00:00:00.000000'` into a date,
+/// and `MAXVALUE` into `None`. Returns `Some(None)` for the catch-all.
+fn parse_bound(bound: &str) -> Option<Option<NaiveDate>> {
+    let bound = bound.trim().trim_matches('\'');
+    if bound == "MAXVALUE" {
+        return Some(None);
+    }
+    let date = bound.get(..10)?;
+    NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(Some)
+}
+
+/// The name of the partition holding `day`.
+pub fn partition_name(day: NaiveDate) -> String {
+    day.format("p%Y%m%d").to_string()
+}
+
+/// Days that need a partition so that every day up to `today + ahead_days` has one,
+/// given the existing partitions of a table.
+pub fn missing_days(existing: &[Partition], today: NaiveDate, ahead_days: u32) -> Vec<NaiveDate> {
+    let last = today + Days::new(u64::from(ahead_days));
+    let covered_until = existing.iter().filter_map(|p| p.less_than).max();
+    let mut day = match covered_until {
+        Some(bound) if bound > today => bound,
+        _ => today,
+    };
+    let mut days = Vec::new();
+    while day <= last {
+        days.push(day);
+        day = day + Days::new(1);
+    }
+    days
+}
+
+/// The statement that splits `days` off the catch-all partition of `table`.
+pub fn reorganize_statement(table: &str, days: &[NaiveDate]) -> String {
+    let mut parts: Vec<String> = days
+        .iter()
+        .map(|day| {
+            let next = *day + Days::new(1);
+            format!(
+                "PARTITION {} VALUES LESS THAN ('{}')",
+                partition_name(*day),
+                next.format("%Y-%m-%d")
+            )
+        })
+        .collect();
+    parts.push(format!("PARTITION {CATCH_ALL} VALUES LESS THAN (MAXVALUE)"));
+    format!(
+        "ALTER TABLE {table} REORGANIZE PARTITION {CATCH_ALL} INTO ({})",
+        parts.join(", ")
+    )
+}
+
+/// Creates the missing day partitions up to `today + ahead_days` in both tables, and
+/// returns the days created per table.
+pub async fn create_ahead(
+    pool: &MySqlPool,
+    today: NaiveDate,
+    ahead_days: u32,
+) -> Result<Vec<(&'static str, Vec<NaiveDate>)>, PartitionError> {
+    let mut created = Vec::new();
+    for table in TABLES {
+        let existing = list(pool, table).await?;
+        let days = missing_days(&existing, today, ahead_days);
+        if !days.is_empty() {
+            sqlx::raw_sql(&reorganize_statement(table, &days))
+                .execute(pool)
+                .await?;
+            tracing::info!(table, first = %days[0], count = days.len(), "created day partitions");
+        }
+        created.push((table, days));
+    }
+    Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn bounds_of_both_servers_parse() {
+        assert_eq!(
+            parse_bound("'2026-12-05 00:00:00'"),
+            Some(Some(date("2026-12-05")))
+        );
+        assert_eq!(
+            parse_bound("'2026-12-05 00:00:00.000000'"),
+            Some(Some(date("2026-12-05")))
+        );
+        assert_eq!(parse_bound("MAXVALUE"), Some(None));
+        assert_eq!(parse_bound("42"), None);
+    }
+
+    #[test]
+    fn missing_days_start_after_the_last_bound() {
+        let existing = vec![
+            Partition {
+                name: "p20261204".into(),
+                less_than: Some(date("2026-12-05")),
+            },
+            Partition {
+                name: CATCH_ALL.into(),
+                less_than: None,
+            },
+        ];
+        let days = missing_days(&existing, date("2026-12-04"), 2);
+        assert_eq!(days, vec![date("2026-12-05"), date("2026-12-06")]);
+        assert!(missing_days(&existing, date("2026-12-04"), 0).is_empty());
+    }
+
+    #[test]
+    fn only_catch_all_starts_today() {
+        let existing = vec![Partition {
+            name: CATCH_ALL.into(),
+            less_than: None,
+        }];
+        let days = missing_days(&existing, date("2026-12-04"), 1);
+        assert_eq!(days, vec![date("2026-12-04"), date("2026-12-05")]);
+    }
+
+    #[test]
+    fn reorganize_keeps_the_catch_all_last() {
+        let sql = reorganize_statement("t", &[date("2026-12-31")]);
+        assert_eq!(
+            sql,
+            "ALTER TABLE t REORGANIZE PARTITION p_future INTO (PARTITION p20261231 VALUES LESS THAN ('2027-01-01'), PARTITION p_future VALUES LESS THAN (MAXVALUE))"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The statements both stores run, written once over [`Dialect`], which supplies what
+//! differs: the driver, the time column type and the conflict clauses.
+
+use std::collections::HashMap;
+
+use sqlx::{Database, Executor, IntoArguments, Pool, Row};
+
+use super::row::{self, ColumnReader, Value};
+use super::sql::{self, OnConflict, Param, Statement};
+use super::{OffsetUpdate, StoreError, WriteSummary};
+use crate::event::EventRecord;
+
+/// What differs between the SQL databases oplog stores events in.
+pub(crate) trait Dialect: Send + Sync + 'static {
+    /// The sqlx driver.
+    type Db: Database + sqlx::database::HasStatementCache;
+
+    /// Conflict clause for event inserts.
+    const ON_CONFLICT: OnConflict;
+    /// Upsert of one consumer offset: group, topic, partition, next offset, time.
+    const UPSERT_OFFSET: &'static str;
+    /// Maximum placeholders in one statement.
+    const MAX_PLACEHOLDERS: usize;
+
+    /// Binds one value, converting times to the store's column type.
+    fn bind<'q>(
+        query: sqlx::query::Query<'q, Self::Db, <Self::Db as Database>::Arguments<'q>>,
+        value: Value<'q>,
+    ) -> sqlx::query::Query<'q, Self::Db, <Self::Db as Database>::Arguments<'q>>;
+
+    /// Column reader over one result row.
+    fn reader(row: &<Self::Db as Database>::Row) -> impl ColumnReader + '_;
+}
+
+fn bind_all<'q, D: Dialect>(
+    sql: &'q str,
+    values: impl IntoIterator<Item = Value<'q>>,
+) -> sqlx::query::Query<'q, D::Db, <D::Db as Database>::Arguments<'q>> {
+    values
+        .into_iter()
+        .fold(sqlx::query(sql), |query, value| D::bind(query, value))
+}
+
+fn param_values(params: &[Param]) -> impl Iterator<Item = Value<'_>> {
+    params.iter().map(|p| match p {
+        Param::Text(s) => Value::Text(s),
+        Param::Int(i) => Value::Int(*i),
+        Param::Time(t) => Value::Time(*t),
+    })
+}
+
+/// Inserts events and offsets in one transaction.
+pub(crate) async fn write_batch<D: Dialect>(
+    pool: &Pool<D::Db>,
+    max_statement_bytes: usize,
+    events: &[EventRecord],
+    offsets: &[OffsetUpdate],
+    now_us: i64,
+) -> Result<WriteSummary, StoreError>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+{
+    let mut tx = pool.begin().await?;
+    let mut statements = 0;
+    let max_rows = D::MAX_PLACEHOLDERS / sql::EVENT_COLUMNS.len();
+    for chunk in row::chunks(events, max_rows, max_statement_bytes) {
+        let events_sql = sql::insert(
+            "oplog_events",
+            &sql::EVENT_COLUMNS,
+            chunk.len(),
+            D::ON_CONFLICT,
+        );
+        let values = chunk.iter().flat_map(row::event_values);
+        bind_all::<D>(&events_sql, values)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+
+        let details_sql = sql::insert(
+            "oplog_event_details",
+            &sql::DETAIL_COLUMNS,
+            chunk.len(),
+            D::ON_CONFLICT,
+        );
+        let values = chunk.iter().flat_map(row::detail_values);
+        bind_all::<D>(&details_sql, values)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+        statements += 2;
+    }
+    for offset in offsets {
+        let values = [
+            Value::Text(&offset.consumer_group),
+            Value::Text(&offset.topic),
+            Value::Int(offset.partition.into()),
+            Value::Int(offset.next_offset),
+            Value::Time(now_us),
+        ];
+        bind_all::<D>(D::UPSERT_OFFSET, values)
+            .execute(&mut *tx)
+            .await?;
+        statements += 1;
+    }
+    tx.commit().await?;
+    Ok(WriteSummary {
+        events: events.len() as u64,
+        statements,
+    })
+}
+
+/// Runs a statement that selects full events.
+pub(crate) async fn fetch_events<D: Dialect>(
+    pool: &Pool<D::Db>,
+    statement: &Statement,
+) -> Result<Vec<EventRecord>, StoreError>
+where
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+{
+    let rows = bind_all::<D>(&statement.sql, param_values(&statement.params))
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|row| row::decode_event(&D::reader(row)).map_err(StoreError::from))
+        .collect()
+}
+
+/// Loads the stored offsets of one group and topic.
+pub(crate) async fn load_offsets<D: Dialect>(
+    pool: &Pool<D::Db>,
+    consumer_group: &str,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, StoreError>
+where
+    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'r> i32: sqlx::Decode<'r, D::Db> + sqlx::Type<D::Db>,
+    for<'r> i64: sqlx::Decode<'r, D::Db> + sqlx::Type<D::Db>,
+    usize: sqlx::ColumnIndex<<D::Db as Database>::Row>,
+{
+    let rows = bind_all::<D>(
+        sql::LOAD_OFFSETS,
+        [Value::Text(consumer_group), Value::Text(topic)],
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut offsets = HashMap::with_capacity(rows.len());
+    for row in rows {
+        offsets.insert(row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?);
+    }
+    Ok(offsets)
+}

@@ -1,0 +1,134 @@
+//! Storage of events and consumer offsets: MySQL in production, SQLite in the embedded
+//! mode. Both run the same SQL text from [`sql`], so they cannot drift apart.
+
+mod dialect;
+pub mod mysql;
+mod row;
+pub mod sql;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::event::EventRecord;
+
+pub use mysql::MySqlStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database rejected or failed a statement, or the connection failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("failed to apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row does not decode into an event.
+    #[error("stored row of event {event_id:?} is invalid: {problem}")]
+    CorruptRow {
+        /// Id of the event whose row is invalid.
+        event_id: String,
+        /// What is wrong with the row.
+        problem: String,
+    },
+    /// The store's configuration is invalid.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+}
+
+/// Filters and keyset position of one page of events, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Inclusive lower bound, microseconds since the epoch.
+    pub from_us: Option<i64>,
+    /// Exclusive upper bound, microseconds since the epoch.
+    pub to_us: Option<i64>,
+    /// Actor ids, any of which matches.
+    pub actor_ids: Vec<String>,
+    /// Action type numbers, any of which matches.
+    pub action_types: Vec<i32>,
+    /// Actions, any of which matches.
+    pub actions: Vec<String>,
+    /// Source service.
+    pub service: Option<String>,
+    /// Target type.
+    pub target_type: Option<String>,
+    /// Target id; only together with `target_type`.
+    pub target_id: Option<String>,
+    /// Result number.
+    pub result: Option<i32>,
+    /// W3C trace id.
+    pub trace_id: Option<String>,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Position after which the page starts: the last event of the previous page.
+    pub after: Option<Cursor>,
+    /// Maximum number of events to return.
+    pub limit: u32,
+}
+
+/// Keyset position: events strictly older than this one, or as old with a smaller id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Event time, microseconds since the epoch.
+    pub occurred_at_us: i64,
+    /// Event id, the tie-break between equal times.
+    pub event_id: String,
+}
+
+/// The next offset of one consumed partition, written in the same transaction as the
+/// events read up to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetUpdate {
+    /// Kafka consumer group.
+    pub consumer_group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset of the next message to consume.
+    pub next_offset: i64,
+}
+
+/// Counts of one batch write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Events in the batch, including any already stored.
+    pub events: u64,
+    /// Statements executed.
+    pub statements: u64,
+}
+
+/// A database that stores events and consumer offsets.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts `events` and sets `offsets` in one transaction. An event whose
+    /// `(occurred_at, event_id)` is already stored is left as it is, so a redelivered
+    /// batch stores nothing twice.
+    async fn write_batch(
+        &self,
+        events: &[EventRecord],
+        offsets: &[OffsetUpdate],
+    ) -> Result<WriteSummary, StoreError>;
+
+    /// Returns the stored next offset of each partition of `topic` for `consumer_group`.
+    async fn load_offsets(
+        &self,
+        consumer_group: &str,
+        topic: &str,
+    ) -> Result<HashMap<i32, i64>, StoreError>;
+
+    /// Returns one page of events matching `query`, newest first.
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Returns the newest event with `event_id`, if any.
+    async fn get_event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Returns up to `limit` events of a trace, oldest first.
+    async fn get_trace(&self, trace_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

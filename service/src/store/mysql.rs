@@ -1,0 +1,189 @@
+//! The MySQL store (MySQL 8.0 or MariaDB 10.11 and later).
+
+use std::{collections::HashMap, str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::mysql::{
+    MySql, MySqlArguments, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow,
+};
+use sqlx::{Executor, Row};
+
+use super::dialect::{self, Dialect};
+use super::row::{ColumnReader, Value};
+use super::sql::{self, OnConflict};
+use super::{EventQuery, OffsetUpdate, Store, StoreError, WriteSummary};
+use crate::event::{datetime_from_us, EventRecord};
+
+/// Migrations of the MySQL schema, embedded from `migrations/mysql`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/mysql");
+
+/// Connection settings of the MySQL store.
+#[derive(Debug, Clone)]
+pub struct MySqlSettings {
+    /// Connection URL, `mysql://user:password@host:port/database`.
+    pub url: String,
+    /// Maximum connections in the pool.
+    pub max_connections: u32,
+    /// Maximum wait for a pooled connection.
+    pub acquire_timeout: Duration,
+    /// Maximum bytes of one INSERT statement; kept below the server's
+    /// `max_allowed_packet`.
+    pub max_statement_bytes: usize,
+}
+
+/// Events and offsets in MySQL.
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+    max_statement_bytes: usize,
+}
+
+impl MySqlStore {
+    /// Connects, checks the server's packet limit and returns the store. Does not run
+    /// migrations; see [`MySqlStore::migrate`].
+    pub async fn connect(settings: &MySqlSettings) -> Result<Self, StoreError> {
+        let options = MySqlConnectOptions::from_str(&settings.url)?.timezone(Some("+00:00".into()));
+        let pool = MySqlPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // Strict mode makes the server reject, not truncate, a value that
+                    // does not fit; oplog relies on that to never store a damaged event.
+                    conn.execute(
+                        "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        let max_allowed_packet: i64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+            .fetch_one(&pool)
+            .await?;
+        // Leave room for the packet header and the statement text around the values.
+        let server_limit = usize::try_from(max_allowed_packet).unwrap_or(usize::MAX) / 10 * 9;
+        if settings.max_statement_bytes > server_limit {
+            return Err(StoreError::Config(format!(
+                "mysql.max_statement_bytes {} is above 90% of the server's max_allowed_packet ({max_allowed_packet}); lower it to at most {server_limit} or raise max_allowed_packet",
+                settings.max_statement_bytes
+            )));
+        }
+        Ok(Self {
+            pool,
+            max_statement_bytes: settings.max_statement_bytes,
+        })
+    }
+
+    /// Applies pending migrations. Safe to run again: applied ones are skipped.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The connection pool, for maintenance commands.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+}
+
+/// The MySQL dialect of the shared statements.
+pub(crate) struct MySqlDialect;
+
+impl Dialect for MySqlDialect {
+    type Db = MySql;
+
+    const ON_CONFLICT: OnConflict = OnConflict::MySql;
+    // VALUES() in ON DUPLICATE KEY UPDATE is deprecated in MySQL 8.0.20 but is the only
+    // form MariaDB accepts; both still support it.
+    const UPSERT_OFFSET: &'static str = "INSERT INTO oplog_consumer_offsets \
+         (consumer_group, topic, kafka_partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset), updated_at = VALUES(updated_at)";
+    const MAX_PLACEHOLDERS: usize = 65_535;
+
+    fn bind<'q>(
+        query: sqlx::query::Query<'q, MySql, MySqlArguments>,
+        value: Value<'q>,
+    ) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
+        match value {
+            Value::Text(s) => query.bind(s),
+            Value::Int(i) => query.bind(i),
+            Value::Time(us) => query.bind(datetime_from_us(us).naive_utc()),
+        }
+    }
+
+    fn reader(row: &MySqlRow) -> impl ColumnReader + '_ {
+        Reader(row)
+    }
+}
+
+struct Reader<'a>(&'a MySqlRow);
+
+impl ColumnReader for Reader<'_> {
+    fn text(&self, index: usize) -> Result<String, sqlx::Error> {
+        // Read as bytes: sqlx refuses `String` for columns with a binary collation such
+        // as utf8mb4_bin, although their content is UTF-8.
+        let bytes: Vec<u8> = self.0.try_get(index)?;
+        String::from_utf8(bytes).map_err(|e| sqlx::Error::ColumnDecode {
+            index: index.to_string(),
+            source: Box::new(e),
+        })
+    }
+
+    fn small_int(&self, index: usize) -> Result<i32, sqlx::Error> {
+        self.0.try_get::<i16, _>(index).map(i32::from)
+    }
+
+    fn time_us(&self, index: usize) -> Result<i64, sqlx::Error> {
+        let time: chrono::NaiveDateTime = self.0.try_get(index)?;
+        Ok(time.and_utc().timestamp_micros())
+    }
+}
+
+#[async_trait]
+impl Store for MySqlStore {
+    async fn write_batch(
+        &self,
+        events: &[EventRecord],
+        offsets: &[OffsetUpdate],
+    ) -> Result<WriteSummary, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        dialect::write_batch::<MySqlDialect>(
+            &self.pool,
+            self.max_statement_bytes,
+            events,
+            offsets,
+            now,
+        )
+        .await
+    }
+
+    async fn load_offsets(
+        &self,
+        consumer_group: &str,
+        topic: &str,
+    ) -> Result<HashMap<i32, i64>, StoreError> {
+        dialect::load_offsets::<MySqlDialect>(&self.pool, consumer_group, topic).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+        dialect::fetch_events::<MySqlDialect>(&self.pool, &sql::list_events(query)).await
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
+        let events =
+            dialect::fetch_events::<MySqlDialect>(&self.pool, &sql::get_event(event_id)).await?;
+        Ok(events.into_iter().next())
+    }
+
+    async fn get_trace(&self, trace_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        dialect::fetch_events::<MySqlDialect>(&self.pool, &sql::get_trace(trace_id, limit)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
