@@ -94,13 +94,37 @@ async fn run_grpc(
     sink: Arc<dyn EventSink>,
 ) -> anyhow::Result<()> {
     let registry = Registry::new();
-    let query_metrics = metrics::QueryMetrics::register(&registry)?;
-    let ingest_metrics = metrics::IngestMetrics::register(&registry)?;
     let readiness = Arc::new(Readiness::default());
     readiness.set_ready(STORE);
     let shutdown = shutdown_token();
-    let http_task = spawn_http(&config, registry, readiness, shutdown.clone()).await?;
+    let http_task = spawn_http(&config, registry.clone(), readiness, shutdown.clone()).await?;
+    let listener = TcpListener::bind(config.grpc.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "failed to listen for gRPC on {}; choose a free address with --grpc-listen",
+                config.grpc.listen
+            )
+        })?;
+    serve_grpc(listener, store, sink, &config, &registry, shutdown.clone()).await?;
+    shutdown.cancel();
+    http_task.await??;
+    tracing::info!("server stopped");
+    Ok(())
+}
 
+/// Serves the query, Append, health and reflection services on `listener` until
+/// `shutdown` is cancelled, registering the API metrics in `registry`.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+    config: &Config,
+    registry: &Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let query_metrics = metrics::QueryMetrics::register(registry)?;
+    let ingest_metrics = metrics::IngestMetrics::register(registry)?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<OplogQueryServer<QueryService>>()
@@ -114,45 +138,26 @@ async fn run_grpc(
         .context("failed to build the reflection service")?;
 
     let max = config.grpc.max_message_bytes;
-    let query = OplogQueryServer::new(QueryService::new(
-        store,
-        config.query.limits(),
-        query_metrics,
-    ))
-    .max_decoding_message_size(max)
-    .max_encoding_message_size(max);
-    let ingest = OplogIngestServer::new(IngestService::new(
-        sink,
-        config.ingest.max_batch_events,
-        ingest_metrics,
-    ))
-    .max_decoding_message_size(max)
-    .max_encoding_message_size(max);
+    let query = QueryService::new(store, config.query.limits(), query_metrics);
+    let query = OplogQueryServer::new(query)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let ingest = IngestService::new(sink, config.ingest.max_batch_events, ingest_metrics);
+    let ingest = OplogIngestServer::new(ingest)
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
 
-    let listener = TcpListener::bind(config.grpc.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "failed to listen for gRPC on {}; choose a free address with --grpc-listen",
-                config.grpc.listen
-            )
-        })?;
     tracing::info!(addr = %listener.local_addr()?, "gRPC server listening");
-    let token = shutdown.clone();
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(query)
         .add_service(ingest)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            token.cancelled().await
+            shutdown.cancelled().await
         })
         .await
-        .context("gRPC server failed")?;
-    shutdown.cancel();
-    http_task.await??;
-    tracing::info!("server stopped");
-    Ok(())
+        .context("gRPC server failed")
 }
 
 async fn spawn_http(

@@ -69,11 +69,28 @@ pub struct ChangeRecord<'a> {
     /// Field path.
     pub field: String,
     /// Value before the operation; absent when the producer sent none.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub before: Option<&'a RawValue>,
     /// Value after the operation; absent when the producer sent none.
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub after: Option<&'a RawValue>,
+}
+
+/// Reads a present value, JSON `null` included, as `Some`; only an absent key is `None`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 impl EventRecord {

@@ -60,7 +60,7 @@ impl MySqlStore {
             })
             .connect_with(options)
             .await?;
-        let max_allowed_packet: i64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
+        let max_allowed_packet: u64 = sqlx::query_scalar("SELECT @@max_allowed_packet")
             .fetch_one(&pool)
             .await?;
         // Leave room for the packet header and the statement text around the values.

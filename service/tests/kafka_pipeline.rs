@@ -1,0 +1,328 @@
+//! The whole path against the real broker and MariaDB: events produced to Kafka, the
+//! consumer group writing them to MySQL, and the query API reading them back.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oplog::config::Config;
+use oplog::consumer::{self, dead_letter};
+use oplog::health::Readiness;
+use oplog::kafka::{self, EventProducer, KafkaSettings};
+use oplog::proto::{GetEventRequest, ListEventsRequest, OperationEvent};
+use oplog::store::{MySqlStore, Store};
+use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use support::{event, unicode_event, TestServer, MIDNIGHT_2026_US};
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 3;
+const EVENTS: usize = 600;
+
+struct Pipeline {
+    kafka: KafkaSettings,
+    topic: String,
+    dead_letter_topic: String,
+    group: String,
+    store: Arc<MySqlStore>,
+}
+
+impl Pipeline {
+    async fn new(brokers: String, mysql_url: &str) -> Self {
+        let kafka = KafkaSettings {
+            brokers,
+            properties: Default::default(),
+        };
+        let topic = support::unique_name("oplog_pipeline");
+        let dead_letter_topic = format!("{topic}.dead-letter");
+        kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
+            .await
+            .expect("create the events topic");
+        kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
+            .await
+            .expect("create the dead-letter topic");
+        let store = Arc::new(support::migrated_mysql_store(mysql_url).await);
+        Self {
+            kafka,
+            group: support::unique_name("oplog_group"),
+            topic,
+            dead_letter_topic,
+            store,
+        }
+    }
+
+    /// Starts a consumer; returns its stop token, task and metrics registry.
+    fn start_consumer(
+        &self,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+        prometheus::Registry,
+    ) {
+        let mut config = Config::default();
+        config.kafka.topic = self.topic.clone();
+        config.consumer.group_id = self.group.clone();
+        config.consumer.dead_letter_topic = Some(self.dead_letter_topic.clone());
+        config.consumer.max_batch_events = 100;
+        config.consumer.max_batch_wait_ms = 200;
+        config.consumer.statistics_interval_ms = 200;
+        config.consumer.session_timeout_ms = 6_000;
+        let settings = config.consumer.settings(&config.kafka);
+        let registry = prometheus::Registry::new();
+        let metrics = consumer::Metrics {
+            consumer: ConsumerMetrics::register(&registry).unwrap(),
+            ingest: IngestMetrics::register(&registry).unwrap(),
+        };
+        let token = CancellationToken::new();
+        let kafka = self.kafka.clone();
+        let store: Arc<dyn Store> = self.store.clone();
+        let stop = token.clone();
+        let task = tokio::spawn(async move {
+            consumer::run(
+                settings,
+                &kafka,
+                store,
+                metrics,
+                Arc::new(Readiness::default()),
+                stop,
+            )
+            .await
+            .expect("consumer runs");
+        });
+        (token, task, registry)
+    }
+
+    fn producer(&self) -> EventProducer {
+        EventProducer::new(&self.kafka, &self.topic, Duration::from_secs(30)).expect("producer")
+    }
+
+    fn raw_producer(&self) -> FutureProducer {
+        self.kafka.client_config().create().expect("raw producer")
+    }
+
+    async fn send_raw(&self, key: &str, payload: &[u8], content_type: Option<&str>) {
+        let mut record = FutureRecord::to(&self.topic).key(key).payload(payload);
+        if let Some(content_type) = content_type {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some(content_type),
+            }));
+        }
+        self.raw_producer()
+            .send(record, Duration::from_secs(30))
+            .await
+            .expect("raw message is delivered");
+    }
+}
+
+/// Lists every stored event through the query API.
+async fn all_events(server: &TestServer) -> Vec<OperationEvent> {
+    let mut client = server.query_client().await;
+    let mut request = ListEventsRequest {
+        page_size: 1000,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = client
+            .list_events(request.clone())
+            .await
+            .expect("ListEvents")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+async fn wait_for_events(server: &TestServer, expected: usize) -> Vec<OperationEvent> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = all_events(server).await;
+        if events.len() >= expected || Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn generated_events(prefix: &str, count: usize) -> Vec<OperationEvent> {
+    (0..count)
+        .map(|i| {
+            let mut e = event(
+                &format!("{prefix}-{i:05}"),
+                MIDNIGHT_2026_US + 1_000 * i as i64,
+            );
+            e.actor.as_mut().unwrap().id = format!("actor-{}", i % 7);
+            e
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_to_mysql_to_grpc_keeps_every_field() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let pipeline = Pipeline::new(brokers, &mysql_url).await;
+    let server = TestServer::start(pipeline.store.clone()).await;
+
+    // Boundary and Unicode events, the bulk, one JSON-encoded event and two bad ones.
+    let mut sent = vec![
+        unicode_event("unicode", MIDNIGHT_2026_US + 5),
+        event("midnight", MIDNIGHT_2026_US),
+        event("before-midnight", MIDNIGHT_2026_US - 1),
+    ];
+    sent.extend(generated_events("bulk", EVENTS));
+    pipeline
+        .producer()
+        .send(&sent)
+        .await
+        .expect("produce events");
+    let json_event = event("json-encoded", MIDNIGHT_2026_US + 77);
+    let json = serde_json::to_vec(&json_event).unwrap();
+    pipeline
+        .send_raw("json-encoded", &json, Some("application/json"))
+        .await;
+    pipeline
+        .send_raw("garbage", &[0xff, 0x00, 0xff], None)
+        .await;
+    let mut no_actor = event("no-actor", MIDNIGHT_2026_US);
+    no_actor.actor = None;
+    let no_actor = prost::Message::encode_to_vec(&no_actor);
+    pipeline.send_raw("no-actor", &no_actor, None).await;
+    let produced = sent.len() + 3;
+
+    let (stop, task, registry) = pipeline.start_consumer();
+    let stored = wait_for_events(&server, sent.len() + 1).await;
+    assert_eq!(stored.len(), sent.len() + 1, "every good event is stored");
+
+    let mut client = server.query_client().await;
+    for expected in sent.iter().take(3).chain([&json_event]) {
+        let got = client
+            .get_event(GetEventRequest {
+                event_id: expected.event_id.clone(),
+            })
+            .await
+            .expect("GetEvent")
+            .into_inner()
+            .event
+            .expect("event");
+        assert_eq!(
+            &got, expected,
+            "event {} comes back unchanged",
+            expected.event_id
+        );
+    }
+
+    // The stored offsets account for every message, good or dead-lettered.
+    let offsets = pipeline
+        .store
+        .load_offsets(&pipeline.group, &pipeline.topic)
+        .await
+        .expect("load offsets");
+    assert_eq!(offsets.values().sum::<i64>() as usize, produced);
+
+    let dead = read_dead_letters(&pipeline, 2).await;
+    let reasons: HashMap<String, String> = dead.into_iter().collect();
+    assert_eq!(
+        reasons.get("garbage").map(String::as_str),
+        Some("undecodable")
+    );
+    assert_eq!(
+        reasons.get("no-actor").map(String::as_str),
+        Some("invalid_event")
+    );
+
+    // The lag metric reaches 0 on every partition once everything is stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lags = lag_values(&registry);
+        if lags.len() == PARTITIONS as usize && lags.iter().all(|&lag| lag == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lag did not reach 0: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    stop.cancel();
+    task.await.expect("consumer stops cleanly");
+
+    // A restarted consumer resumes after the stored offsets: new events are stored,
+    // old ones are not stored again.
+    let later = generated_events("later", 20);
+    pipeline
+        .producer()
+        .send(&later)
+        .await
+        .expect("produce more");
+    let (stop, task, _registry) = pipeline.start_consumer();
+    let stored = wait_for_events(&server, sent.len() + 1 + later.len()).await;
+    let unique: HashSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(stored.len(), sent.len() + 1 + later.len());
+    assert_eq!(unique.len(), stored.len(), "no event is stored twice");
+    stop.cancel();
+    task.await.expect("consumer stops cleanly");
+}
+
+fn lag_values(registry: &prometheus::Registry) -> Vec<i64> {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == "oplog_consumer_lag_messages")
+        .flat_map(|family| {
+            family
+                .get_metric()
+                .iter()
+                .map(|m| m.get_gauge().get_value() as i64)
+        })
+        .collect()
+}
+
+/// Reads `count` messages of the dead-letter topic as (key, reason header) pairs.
+async fn read_dead_letters(pipeline: &Pipeline, count: usize) -> Vec<(String, String)> {
+    let consumer: StreamConsumer = pipeline
+        .kafka
+        .client_config()
+        .set("group.id", support::unique_name("oplog_dead_letter_reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("dead-letter reader");
+    consumer
+        .subscribe(&[&pipeline.dead_letter_topic])
+        .expect("subscribe");
+    let mut found = Vec::new();
+    while found.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("dead letters arrive in time")
+            .expect("read dead letter");
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let headers = message.headers().expect("dead letter has headers");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(
+            header(dead_letter::SOURCE_TOPIC_HEADER).as_deref(),
+            Some(pipeline.topic.as_str())
+        );
+        assert!(header(dead_letter::SOURCE_OFFSET_HEADER).is_some());
+        assert!(header(dead_letter::DETAIL_HEADER).is_some());
+        found.push((key, header(dead_letter::REASON_HEADER).unwrap_or_default()));
+    }
+    found
+}

@@ -1,0 +1,261 @@
+//! Shared helpers of the integration tests: access to the real MariaDB and Kafka that
+//! `scripts/test.sh` starts, events to store, and an in-process gRPC server.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oplog::config::Config;
+use oplog::ingest::{EventSink, StoreSink};
+use oplog::proto::{
+    ActionType, Actor, ActorType, Change, OperationEvent, Outcome, Result as ResultCode, Target,
+};
+use oplog::store::mysql::MySqlSettings;
+use oplog::store::{MySqlStore, Store};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Environment variable with the URL of the test MariaDB.
+pub const MYSQL_URL_VAR: &str = "OPLOG_TEST_MYSQL_URL";
+/// Environment variable with the test Kafka bootstrap servers.
+pub const KAFKA_BROKERS_VAR: &str = "OPLOG_TEST_KAFKA_BROKERS";
+
+/// Returns the value of a service variable. When it is unset, a test fails under
+/// `CI=true` and is skipped with a message elsewhere.
+pub fn service_var(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            let message = format!(
+                "{var} is not set, so this test has no service to run against; \
+                 run scripts/test.sh, which starts MariaDB and Kafka and sets it"
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{message}");
+            }
+            eprintln!("SKIPPED: {message}");
+            None
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process and call, such as `prefix_1234_7`.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{n}", std::process::id())
+}
+
+/// Creates an empty database `oplog_t_*` on the test server and returns its URL.
+pub async fn fresh_mysql_database(base_url: &str) -> String {
+    let name = unique_name("oplog_t");
+    let mut conn = sqlx::MySqlConnection::connect(base_url)
+        .await
+        .unwrap_or_else(|e| panic!("failed to connect to the test MariaDB at {base_url}: {e}"));
+    sqlx::raw_sql(&format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database part");
+    format!("{prefix}/{name}")
+}
+
+/// Connects to a fresh, migrated database with day partitions around today.
+pub async fn migrated_mysql_store(base_url: &str) -> MySqlStore {
+    let url = fresh_mysql_database(base_url).await;
+    let store = MySqlStore::connect(&mysql_settings(&url))
+        .await
+        .expect("connect to test database");
+    store.migrate().await.expect("migrate test database");
+    let today = chrono::Utc::now().date_naive();
+    oplog::partitions::create_ahead(store.pool(), today, 2)
+        .await
+        .expect("create partitions");
+    store
+}
+
+/// Store settings for `url` with the defaults of the configuration.
+pub fn mysql_settings(url: &str) -> MySqlSettings {
+    let mut config = Config::default();
+    config.mysql.url = url.to_owned();
+    config.mysql.settings()
+}
+
+/// A running in-process gRPC server; stops when dropped.
+pub struct TestServer {
+    /// Address of the server.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl TestServer {
+    /// Starts the query and Append APIs over `store` on a free loopback port.
+    pub async fn start(store: Arc<dyn Store>) -> Self {
+        let sink: Arc<dyn EventSink> = Arc::new(StoreSink(store.clone()));
+        Self::start_with(store, sink, Config::default()).await
+    }
+
+    /// Starts the APIs with an explicit sink and configuration.
+    pub async fn start_with(
+        store: Arc<dyn Store>,
+        sink: Arc<dyn EventSink>,
+        config: Config,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("bound address");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let registry = prometheus::Registry::new();
+            oplog::server::serve_grpc(listener, store, sink, &config, &registry, token)
+                .await
+                .expect("gRPC server runs");
+        });
+        Self { addr, shutdown }
+    }
+
+    /// The endpoint URL of the server.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected query client.
+    pub async fn query_client(
+        &self,
+    ) -> oplog::proto::oplog_query_client::OplogQueryClient<tonic::transport::Channel> {
+        connect_retrying(|| {
+            oplog::proto::oplog_query_client::OplogQueryClient::connect(self.endpoint())
+        })
+        .await
+    }
+
+    /// A connected Append client.
+    pub async fn ingest_client(
+        &self,
+    ) -> oplog::proto::oplog_ingest_client::OplogIngestClient<tonic::transport::Channel> {
+        connect_retrying(|| {
+            oplog::proto::oplog_ingest_client::OplogIngestClient::connect(self.endpoint())
+        })
+        .await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn connect_retrying<T, F, Fut>(connect: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::transport::Error>>,
+{
+    let mut last = None;
+    for _ in 0..50 {
+        match connect().await {
+            Ok(client) => return client,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("failed to connect to the test server: {last:?}");
+}
+
+/// Microseconds since the epoch as a protobuf timestamp.
+pub fn ts(us: i64) -> pbjson_types::Timestamp {
+    oplog::event::timestamp_from_us(us)
+}
+
+/// 2026-01-01T00:00:00Z in microseconds since the epoch.
+pub const MIDNIGHT_2026_US: i64 = 1_767_225_600_000_000;
+
+/// A complete, valid event; tests change the fields they look at.
+pub fn event(id: &str, occurred_at_us: i64) -> OperationEvent {
+    OperationEvent {
+        event_id: id.to_owned(),
+        occurred_at: Some(ts(occurred_at_us)),
+        service: "billing".into(),
+        tenant: "acme".into(),
+        actor: Some(Actor {
+            id: "alice".into(),
+            r#type: ActorType::User as i32,
+            display_name: "Alice".into(),
+            ip: "192.0.2.10".into(),
+            user_agent: "oplog-test/1.0".into(),
+            impersonator: None,
+        }),
+        action: "order.refund".into(),
+        action_type: ActionType::Update as i32,
+        target: Some(Target {
+            r#type: "order".into(),
+            id: "o-1".into(),
+            name: "Order 1".into(),
+        }),
+        outcome: Some(Outcome {
+            result: ResultCode::Success as i32,
+            error_code: String::new(),
+            message: String::new(),
+        }),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        span_id: "00f067aa0ba902b7".into(),
+        request_id: "req-1".into(),
+        metadata_json: r#"{"reason":"duplicate charge"}"#.into(),
+        changes: vec![Change {
+            field: "status".into(),
+            before_json: r#""paid""#.into(),
+            after_json: r#""refunded""#.into(),
+        }],
+        schema_version: 1,
+    }
+}
+
+/// An event with 4-byte UTF-8 in every text field that allows it, nested JSON metadata
+/// and changes.
+pub fn unicode_event(id: &str, occurred_at_us: i64) -> OperationEvent {
+    let mut e = event(id, occurred_at_us);
+    e.service = "billing-😀".into();
+    e.tenant = "tenant-𝔘𝔫𝔦".into();
+    let actor = e.actor.as_mut().expect("event has an actor");
+    actor.id = "user-🦀".into();
+    actor.display_name = "Zoë 🦀 Ünïcode".into();
+    actor.user_agent = "agent/😀".into();
+    actor.ip = "2001:db8::7".into();
+    actor.impersonator = Some(oplog::proto::Impersonator {
+        id: "admin-🔑".into(),
+        r#type: ActorType::User as i32,
+    });
+    e.action = "order.refund.🧾".into();
+    let target = e.target.as_mut().expect("event has a target");
+    target.r#type = "order-📦".into();
+    target.id = "o-🆔".into();
+    target.name = "Order 📦".into();
+    let outcome = e.outcome.as_mut().expect("event has an outcome");
+    outcome.result = ResultCode::Denied as i32;
+    outcome.error_code = "E-🚫".into();
+    outcome.message = "denied: 🚫 not allowed".into();
+    e.request_id = "req-🆔".into();
+    e.metadata_json =
+        r#"{"a":{"b":[1,2.5,"😀",{"c":null,"d":true}]},"emoji":"🦀","n":-1e-7}"#.into();
+    e.changes = vec![
+        Change {
+            field: "spec.owner".into(),
+            before_json: r#"{"name":"Zoë 🦀"}"#.into(),
+            after_json: "null".into(),
+        },
+        Change {
+            field: "labels".into(),
+            before_json: String::new(),
+            after_json: r#"["😀"]"#.into(),
+        },
+    ];
+    e
+}
