@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every check the repository has: rustfmt, clippy with warnings as
+# errors, and the whole test suite against the real MariaDB and Kafka that
+# scripts/services.sh starts. Extra arguments go to `cargo test`, e.g.
+# `scripts/test.sh -- --nocapture`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() {
+  printf '\n==> %s\n' "$*" >&2
+}
+
+step "scripts/services.sh start"
+bash scripts/services.sh start
+eval "$(bash scripts/services.sh env)"
+echo "OPLOG_TEST_MYSQL_URL=$OPLOG_TEST_MYSQL_URL" >&2
+echo "OPLOG_TEST_KAFKA_BROKERS=$OPLOG_TEST_KAFKA_BROKERS" >&2
+
+step "drop the test databases of earlier runs"
+# Each integration test creates its own oplog_t_* database and leaves it for
+# inspection after a failure; the next run starts clean.
+mysql_client=(mariadb --protocol=tcp -h 127.0.0.1 -P 33306 -u oplog -poplog -N -B)
+"${mysql_client[@]}" -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'oplog\\_t\\_%'" |
+  while read -r database; do
+    "${mysql_client[@]}" -e "DROP DATABASE \`$database\`"
+  done
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace $*"
+cargo test --workspace "$@"
