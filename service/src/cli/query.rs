@@ -271,11 +271,10 @@ fn table(events: &[OperationEvent]) -> Table {
             .as_ref()
             .map(|a| a.id.as_str())
             .unwrap_or_default();
-        let target = event
-            .target
-            .as_ref()
-            .map(|t| format!("{}/{}", t.r#type, t.id))
-            .unwrap_or_default();
+        let target = match event.target.as_ref() {
+            Some(t) if !t.r#type.is_empty() || !t.id.is_empty() => format!("{}/{}", t.r#type, t.id),
+            _ => "-".to_owned(),
+        };
         let action_type = ActionType::try_from(event.action_type)
             .map(|t| {
                 t.as_str_name()
