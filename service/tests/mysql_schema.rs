@@ -179,7 +179,10 @@ async fn four_byte_text_at_the_column_limit_is_stored_whole() {
     e.actor.as_mut().unwrap().id = "🦀".repeat(63);
     e.action = "😀".repeat(32);
     let record = EventRecord::from_event(&e).unwrap();
-    store.write_batch(&[record.clone()], &[]).await.unwrap();
+    store
+        .write_batch(std::slice::from_ref(&record), &[])
+        .await
+        .unwrap();
     let got = store.get_event("wide").await.unwrap().expect("stored");
     assert_eq!(got.actor_id, record.actor_id);
     assert_eq!(got.action, record.action);

@@ -33,6 +33,15 @@ pub struct Cli {
     command: Option<Command>,
 }
 
+/// The `all-in-one` arguments, parsed from the environment alone when no command is given.
+#[derive(Debug, Parser)]
+struct AllInOneDefaults {
+    #[command(flatten)]
+    sqlite: SqliteArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the query and Append APIs over a local SQLite file, with no Kafka or MySQL
@@ -90,9 +99,14 @@ impl Cli {
         if let Some(filter) = &self.log_filter {
             config.log.filter = filter.clone();
         }
-        let command = self.command.unwrap_or(Command::AllInOne {
-            sqlite: SqliteArgs::default(),
-            listen: ListenArgs::default(),
+        let command = self.command.unwrap_or_else(|| {
+            // With no command, read the all-in-one flags' environment variables, which
+            // clap only reads for a parsed subcommand.
+            let defaults = AllInOneDefaults::parse_from(["oplog"]);
+            Command::AllInOne {
+                sqlite: defaults.sqlite,
+                listen: defaults.listen,
+            }
         });
         // Client commands print their results; their logs stay quiet unless asked.
         if matches!(command, Command::Query(_) | Command::Import(_)) && self.log_filter.is_none() {

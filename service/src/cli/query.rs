@@ -44,7 +44,7 @@ enum Output {
 #[derive(Debug, Subcommand)]
 enum QueryCommand {
     /// List events matching every given filter, newest first.
-    List(ListArgs),
+    List(Box<ListArgs>),
     /// Show one event by id.
     Get {
         /// Event id.
@@ -165,7 +165,7 @@ impl QueryArgs {
                 )
             })?;
         let events = match self.command {
-            QueryCommand::List(args) => list(&mut client, args).await?,
+            QueryCommand::List(args) => list(&mut client, *args).await?,
             QueryCommand::Get { event_id } => {
                 let response = client.get_event(GetEventRequest { event_id }).await?;
                 response.into_inner().event.into_iter().collect()

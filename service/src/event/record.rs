@@ -166,7 +166,7 @@ impl EventRecord {
 
     /// Rebuilds the API form of a stored event.
     pub fn into_event(self) -> OperationEvent {
-        let impersonator = (!self.impersonator_id.is_empty()).then(|| Impersonator {
+        let impersonator = (!self.impersonator_id.is_empty()).then_some(Impersonator {
             id: self.impersonator_id,
             r#type: self.impersonator_type,
         });
