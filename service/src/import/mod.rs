@@ -11,7 +11,8 @@
 //! - AWS CloudTrail, as S3 log files `{"Records":[...]}` or one record per line;
 //! - oplog's own events in the proto3 JSON mapping, one per line.
 //!
-//! `MAPPING.md` beside this file lists which source field becomes which event field.
+//! The README section "Importing audit logs" lists which source field becomes which
+//! event field.
 
 mod cloudtrail;
 mod detect;
