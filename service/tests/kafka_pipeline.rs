@@ -326,3 +326,76 @@ async fn read_dead_letters(pipeline: &Pipeline, count: usize) -> Vec<(String, St
     }
     found
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_partition_reports_zero_lag() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let pipeline = Pipeline::new(brokers, &mysql_url).await;
+    let payload = prost::Message::encode_to_vec(&event("only", MIDNIGHT_2026_US));
+    let record = FutureRecord::to(&pipeline.topic)
+        .key("only")
+        .payload(&payload)
+        .partition(0);
+    pipeline
+        .raw_producer()
+        .send(record, Duration::from_secs(30))
+        .await
+        .expect("deliver to partition 0");
+
+    let (stop, task, registry) = pipeline.start_consumer();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lags = lag_values(&registry);
+        if lags.len() == PARTITIONS as usize && lags.iter().all(|&lag| lag == 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "every partition, the empty ones too, reports lag 0: {lags:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    task.await.expect("consumer stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn append_api_publishes_to_kafka() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let pipeline = Pipeline::new(brokers, &mysql_url).await;
+    let sink: Arc<dyn oplog::ingest::EventSink> =
+        Arc::new(oplog::ingest::KafkaSink(pipeline.producer()));
+    let server = TestServer::start_with(pipeline.store.clone(), sink, Config::default()).await;
+    let events = generated_events("appended", 50);
+    let accepted = server
+        .ingest_client()
+        .await
+        .append(oplog::proto::AppendRequest {
+            events: events.clone(),
+        })
+        .await
+        .expect("Append")
+        .into_inner()
+        .accepted;
+    assert_eq!(accepted, 50);
+    assert!(
+        all_events(&server).await.is_empty(),
+        "Append publishes to Kafka and does not write the store itself"
+    );
+
+    let (stop, task, _registry) = pipeline.start_consumer();
+    let stored = wait_for_events(&server, events.len()).await;
+    assert_eq!(stored.len(), events.len());
+    stop.cancel();
+    task.await.expect("consumer stops cleanly");
+}

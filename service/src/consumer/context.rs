@@ -23,8 +23,9 @@ use crate::telemetry::metrics::ConsumerMetrics;
 pub(crate) struct Shared {
     /// Events waiting for the next flush.
     pub batch: Mutex<Batch>,
-    /// Next stored offset of each assigned partition.
-    pub positions: Mutex<HashMap<i32, i64>>,
+    /// Next stored offset of each assigned partition; `None` until something of a
+    /// partition that was never consumed into this database is stored.
+    pub positions: Mutex<HashMap<i32, Option<i64>>>,
 }
 
 impl Shared {
@@ -32,7 +33,7 @@ impl Shared {
         self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn positions(&self) -> MutexGuard<'_, HashMap<i32, i64>> {
+    pub(crate) fn positions(&self) -> MutexGuard<'_, HashMap<i32, Option<i64>>> {
         self.positions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -63,10 +64,7 @@ impl OplogConsumerContext {
         for partition in partitions {
             let offset = match &stored {
                 Some(stored) => match stored.get(&partition) {
-                    Some(&next) => {
-                        positions.insert(partition, next);
-                        Offset::Offset(next)
-                    }
+                    Some(&next) => Offset::Offset(next),
                     // Nothing stored yet: the partition has never been consumed into
                     // this database, so read it from its first retained message.
                     None => Offset::Beginning,
@@ -75,6 +73,11 @@ impl OplogConsumerContext {
                 // only re-read events, which the store deduplicates.
                 None => Offset::Stored,
             };
+            let next = match offset {
+                Offset::Offset(next) => Some(next),
+                _ => None,
+            };
+            positions.insert(partition, next);
             tracing::info!(topic = %self.topic, partition, ?offset, "partition assigned");
             if let Err(e) = tpl.set_partition_offset(&self.topic, partition, offset) {
                 tracing::error!(partition, error = %e, "failed to set the start offset");
@@ -155,6 +158,11 @@ impl ClientContext for OplogConsumerContext {
             if stats.hi_offset < 0 {
                 continue;
             }
+            // Without a stored offset, everything still retained is lag; an empty
+            // partition has lo_offset == hi_offset and so a lag of 0.
+            let Some(next) = next.or((stats.lo_offset >= 0).then_some(stats.lo_offset)) else {
+                continue;
+            };
             let lag = (stats.hi_offset - next).max(0);
             self.metrics
                 .lag

@@ -304,7 +304,7 @@ impl Worker<'_> {
         let mut tpl = TopicPartitionList::new();
         let mut positions = self.shared.positions();
         for (&partition, &next) in &flush.next_offsets {
-            positions.insert(partition, next);
+            positions.insert(partition, Some(next));
             let _ = tpl.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next));
         }
         drop(positions);
