@@ -122,35 +122,15 @@ impl Pipeline {
 
 /// Lists every stored event through the query API.
 async fn all_events(server: &TestServer) -> Vec<OperationEvent> {
-    let mut client = server.query_client().await;
-    let mut request = ListEventsRequest {
-        page_size: 1000,
-        ..Default::default()
-    };
-    let mut events = Vec::new();
-    loop {
-        let page = client
-            .list_events(request.clone())
-            .await
-            .expect("ListEvents")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        request.page_token = page.next_page_token;
-    }
+    support::list_all(
+        &mut server.query_client().await,
+        ListEventsRequest::default(),
+    )
+    .await
 }
 
 async fn wait_for_events(server: &TestServer, expected: usize) -> Vec<OperationEvent> {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let events = all_events(server).await;
-        if events.len() >= expected || Instant::now() > deadline {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    support::wait_for_events(&mut server.query_client().await, expected).await
 }
 
 fn generated_events(prefix: &str, count: usize) -> Vec<OperationEvent> {

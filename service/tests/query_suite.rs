@@ -11,10 +11,10 @@ use oplog::proto::{
     Result as ResultCode,
 };
 use oplog::store::{SqliteStore, Store};
-use support::{event, ts, unicode_event, TestServer, MIDNIGHT_2026_US};
+use support::{
+    event, list_all as list, ts, unicode_event, QueryClient, TestServer, MIDNIGHT_2026_US,
+};
 use tonic::Code;
-
-type QueryClient = oplog::proto::oplog_query_client::OplogQueryClient<tonic::transport::Channel>;
 
 const TIE_US: i64 = MIDNIGHT_2026_US + 3_600_000_000;
 const TIES: usize = 25;
@@ -95,26 +95,6 @@ async fn run_suite(store: Arc<dyn Store>) {
     trace_is_oldest_first(&mut client).await;
     invalid_append_stores_nothing(&mut ingest, &mut client).await;
     redelivery_is_stored_once(&mut ingest, &mut client).await;
-}
-
-async fn list(client: &mut QueryClient, request: ListEventsRequest) -> Vec<OperationEvent> {
-    let mut request = ListEventsRequest {
-        page_size: 1000,
-        ..request
-    };
-    let mut all = Vec::new();
-    loop {
-        let page = client
-            .list_events(request.clone())
-            .await
-            .expect("ListEvents")
-            .into_inner();
-        all.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return all;
-        }
-        request.page_token = page.next_page_token;
-    }
 }
 
 fn ids(events: &[OperationEvent]) -> Vec<&str> {

@@ -8,7 +8,7 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oplog::config::Config;
 use oplog::consumer;
@@ -20,10 +20,8 @@ use oplog::proto::{
 };
 use oplog::store::Store;
 use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
-use support::TestServer;
+use support::{list_all as list, wait_for_events, TestServer};
 use tokio_util::sync::CancellationToken;
-
-type QueryClient = oplog::proto::oplog_query_client::OplogQueryClient<tonic::transport::Channel>;
 
 fn samples_root() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real-audit");
@@ -121,7 +119,7 @@ async fn real_kubernetes_and_cloudtrail_records_survive_the_pipeline() {
     let mut client = server.query_client().await;
 
     let expected = first_per_key(&sent);
-    let stored = wait_for(&mut client, expected.len()).await;
+    let stored = wait_for_events(&mut client, expected.len()).await;
     stop.cancel();
     assert_eq!(
         stored.len(),
@@ -193,34 +191,6 @@ fn start_consumer(kafka: &KafkaSettings, topic: &str, store: Arc<dyn Store>) -> 
         .expect("consumer runs");
     });
     token
-}
-
-async fn list(client: &mut QueryClient, mut request: ListEventsRequest) -> Vec<OperationEvent> {
-    request.page_size = 1000;
-    let mut events = Vec::new();
-    loop {
-        let page = client
-            .list_events(request.clone())
-            .await
-            .expect("ListEvents")
-            .into_inner();
-        events.extend(page.events);
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        request.page_token = page.next_page_token;
-    }
-}
-
-async fn wait_for(client: &mut QueryClient, expected: usize) -> Vec<OperationEvent> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let events = list(client, ListEventsRequest::default()).await;
-        if events.len() >= expected || Instant::now() > deadline {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn find<'a>(stored: &'a [OperationEvent], event_id: &str) -> &'a OperationEvent {

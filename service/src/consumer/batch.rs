@@ -97,36 +97,6 @@ impl Batch {
 mod tests {
     use super::*;
 
-    fn record(id: &str) -> EventRecord {
-        EventRecord {
-            occurred_at_us: 0,
-            event_id: id.into(),
-            service: "s".into(),
-            tenant: String::new(),
-            actor_id: "a".into(),
-            actor_type: 1,
-            actor_display_name: String::new(),
-            actor_ip: String::new(),
-            actor_user_agent: String::new(),
-            impersonator_id: String::new(),
-            impersonator_type: 0,
-            action: "x.y".into(),
-            action_type: 1,
-            target_type: String::new(),
-            target_id: String::new(),
-            target_name: String::new(),
-            result: 1,
-            error_code: String::new(),
-            outcome_message: String::new(),
-            trace_id: String::new(),
-            span_id: String::new(),
-            request_id: String::new(),
-            metadata_json: String::new(),
-            changes_json: String::new(),
-            schema_version: 1,
-        }
-    }
-
     const LIMITS: BatchLimits = BatchLimits {
         max_events: 2,
         max_bytes: 1 << 20,
@@ -147,18 +117,18 @@ mod tests {
     #[test]
     fn full_at_max_events() {
         let mut batch = Batch::default();
-        batch.push(0, 0, Some(record("a")));
+        batch.push(0, 0, Some(crate::event::test_record("a")));
         assert!(!batch.is_full(&LIMITS));
-        batch.push(1, 0, Some(record("b")));
+        batch.push(1, 0, Some(crate::event::test_record("b")));
         assert!(batch.is_full(&LIMITS));
     }
 
     #[test]
     fn revoked_partitions_are_dropped() {
         let mut batch = Batch::default();
-        batch.push(0, 5, Some(record("a")));
-        batch.push(1, 7, Some(record("b")));
-        batch.push(0, 6, Some(record("c")));
+        batch.push(0, 5, Some(crate::event::test_record("a")));
+        batch.push(1, 7, Some(crate::event::test_record("b")));
+        batch.push(0, 6, Some(crate::event::test_record("c")));
         batch.drop_partitions(&[0]);
         let flush = batch.take();
         let ids: Vec<_> = flush.records.iter().map(|r| r.event_id.as_str()).collect();

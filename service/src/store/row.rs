@@ -125,38 +125,15 @@ mod tests {
     use super::*;
 
     fn record(metadata_len: usize) -> EventRecord {
-        EventRecord {
-            occurred_at_us: 0,
-            event_id: "e".into(),
-            service: String::new(),
-            tenant: String::new(),
-            actor_id: String::new(),
-            actor_type: 1,
-            actor_display_name: String::new(),
-            actor_ip: String::new(),
-            actor_user_agent: String::new(),
-            impersonator_id: String::new(),
-            impersonator_type: 0,
-            action: String::new(),
-            action_type: 1,
-            target_type: String::new(),
-            target_id: String::new(),
-            target_name: String::new(),
-            result: 1,
-            error_code: String::new(),
-            outcome_message: String::new(),
-            trace_id: String::new(),
-            span_id: String::new(),
-            request_id: String::new(),
-            metadata_json: "x".repeat(metadata_len),
-            changes_json: String::new(),
-            schema_version: 1,
-        }
+        // encoded_len counts 160 fixed bytes plus the text: 166 here before metadata.
+        let mut record = crate::event::test_record("e");
+        record.metadata_json = "x".repeat(metadata_len);
+        record
     }
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
-        let records: Vec<_> = (0..10).map(|_| record(839)).collect(); // 1000 bytes each
+        let records: Vec<_> = (0..10).map(|_| record(834)).collect(); // 1000 bytes each
         let sizes: Vec<_> = chunks(&records, 4, 2500).map(<[_]>::len).collect();
         assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
         let sizes: Vec<_> = chunks(&records, 3, 1 << 20).map(<[_]>::len).collect();

@@ -259,3 +259,43 @@ pub fn unicode_event(id: &str, occurred_at_us: i64) -> OperationEvent {
     ];
     e
 }
+
+/// A query client of a test server.
+pub type QueryClient =
+    oplog::proto::oplog_query_client::OplogQueryClient<tonic::transport::Channel>;
+
+/// Lists every event matching `request`, following the page tokens.
+pub async fn list_all(
+    client: &mut QueryClient,
+    request: oplog::proto::ListEventsRequest,
+) -> Vec<OperationEvent> {
+    let mut request = oplog::proto::ListEventsRequest {
+        page_size: 1000,
+        ..request
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = client
+            .list_events(request.clone())
+            .await
+            .expect("ListEvents")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// Lists all events until there are at least `expected` or 90 seconds have passed.
+pub async fn wait_for_events(client: &mut QueryClient, expected: usize) -> Vec<OperationEvent> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = list_all(client, Default::default()).await;
+        if events.len() >= expected || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
