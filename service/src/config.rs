@@ -203,7 +203,7 @@ pub struct ConsumerConfig {
     pub session_timeout_ms: u64,
     /// First delay between retries of a failed write, in milliseconds.
     pub retry_backoff_ms: u64,
-    /// Longest delay between retries of a failed write, in milliseconds.
+    /// Maximum delay between retries of a failed write, in milliseconds.
     pub max_retry_backoff_ms: u64,
     /// How long shutdown may spend writing the last batch, in milliseconds.
     pub shutdown_timeout_ms: u64,
@@ -256,7 +256,7 @@ impl ConsumerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
-    /// Page size of `ListEvents` when a request asks for 0.
+    /// Page size of `ListEvents` when a request sets 0.
     pub default_page_size: u32,
     /// Largest page size of `ListEvents`.
     pub max_page_size: u32,
@@ -290,7 +290,7 @@ impl QueryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Most events in one Append request.
+    /// Maximum events in one Append request.
     pub max_batch_events: usize,
 }
 

@@ -16,7 +16,7 @@ use crate::telemetry::metrics::IngestMetrics;
 /// Most invalid events an Append error lists; the count of the rest follows.
 const MAX_LISTED_ERRORS: usize = 10;
 
-/// Where accepted events go.
+/// Destination of accepted events.
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
     /// Makes `events` durable: stored, or acknowledged by Kafka.

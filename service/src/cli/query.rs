@@ -95,7 +95,7 @@ struct ListArgs {
     /// Tenant.
     #[arg(long)]
     tenant: Option<String>,
-    /// Most events to print, fetched page by page.
+    /// Maximum events to print, fetched page by page.
     #[arg(long, default_value_t = 50, value_name = "N")]
     limit: usize,
     /// Events per request.

@@ -1,7 +1,7 @@
 //! The consumer's rebalance and statistics callbacks.
 //!
 //! On assignment the consumer seeks each partition to the next offset stored in the
-//! database, because the database, not Kafka, holds the committed position: it moves in
+//! database, because the database, not Kafka, stores the committed position: it moves in
 //! the same transaction as the rows. On revocation the partition's buffered events are
 //! dropped; its next owner reads them again from the stored offset.
 

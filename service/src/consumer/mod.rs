@@ -49,9 +49,9 @@ pub struct ConsumerSettings {
     pub statistics_interval: Duration,
     /// Kafka session timeout of the group member.
     pub session_timeout: Duration,
-    /// First delay between retries of a failed write; doubles up to `max_retry_backoff`.
+    /// First delay between retries of a failed write; it doubles up to `max_retry_backoff`.
     pub retry_backoff: Duration,
-    /// Longest delay between retries of a failed write.
+    /// Maximum delay between retries of a failed write.
     pub max_retry_backoff: Duration,
     /// How long shutdown may spend writing the last batch.
     pub shutdown_timeout: Duration,

@@ -14,7 +14,7 @@ pub fn validate_trace_id(trace_id: &str) -> Result<(), InvalidEvent> {
     validate::hex_id("trace_id", trace_id, 32)
 }
 
-/// A minimal valid record for unit tests.
+/// Builds a minimal valid record for unit tests.
 #[cfg(test)]
 pub(crate) fn test_record(event_id: &str) -> EventRecord {
     EventRecord {

@@ -37,7 +37,7 @@ impl Limits {
 pub struct InvalidEvent {
     /// Dotted path of the field, such as `actor.id`.
     pub field: &'static str,
-    /// What is wrong and what a valid value looks like.
+    /// Description of the problem and of a valid value.
     pub problem: String,
 }
 

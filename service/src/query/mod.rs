@@ -151,7 +151,7 @@ impl OplogQuery for QueryService {
     }
 }
 
-/// Maps a store failure to the status a client sees: the details stay in the log.
+/// Maps a store failure to the status a client receives; the details stay in the log.
 pub(crate) fn internal(error: StoreError) -> Status {
     tracing::error!(error = %error, "store request failed");
     Status::unavailable("the event store failed the request; retry later")

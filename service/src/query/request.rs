@@ -10,7 +10,7 @@ use crate::store::EventQuery;
 /// Limits a query server applies to requests.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
-    /// Page size used when a request asks for 0.
+    /// Page size used when a request sets 0.
     pub default_page_size: u32,
     /// Largest page size; larger requests are lowered to it.
     pub max_page_size: u32,

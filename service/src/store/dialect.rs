@@ -10,7 +10,7 @@ use super::sql::{self, OnConflict, Param, Statement};
 use super::{OffsetUpdate, StoreError, WriteSummary};
 use crate::event::EventRecord;
 
-/// What differs between the SQL databases oplog stores events in.
+/// Differences between the SQL databases oplog stores events in.
 pub(crate) trait Dialect: Send + Sync + 'static {
     /// The sqlx driver.
     type Db: Database + sqlx::database::HasStatementCache;

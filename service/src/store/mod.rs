@@ -30,7 +30,7 @@ pub enum StoreError {
     CorruptRow {
         /// Id of the event whose row is invalid.
         event_id: String,
-        /// What is wrong with the row.
+        /// Description of the problem.
         problem: String,
     },
     /// The store's configuration is invalid.
@@ -129,6 +129,6 @@ pub trait Store: Send + Sync + 'static {
     /// Returns up to `limit` events of a trace, oldest first.
     async fn get_trace(&self, trace_id: &str, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
 
-    /// Checks that the database answers.
+    /// Checks that the database responds.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn chunks_respect_rows_and_bytes() {
-        let records: Vec<_> = (0..10).map(|_| record(834)).collect(); // 1000 bytes each
+        assert_eq!(record(834).encoded_len(), 1000);
+        let records: Vec<_> = (0..10).map(|_| record(834)).collect();
         let sizes: Vec<_> = chunks(&records, 4, 2500).map(<[_]>::len).collect();
         assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
         let sizes: Vec<_> = chunks(&records, 3, 1 << 20).map(<[_]>::len).collect();
