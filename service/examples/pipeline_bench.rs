@@ -278,6 +278,10 @@ async fn main() -> anyhow::Result<()> {
         latencies.last().unwrap().as_secs_f64() * 1e3,
         queries as f64 / total.as_secs_f64()
     );
+    if std::env::var_os("OPLOG_BENCH_KEEP").is_some() {
+        println!("kept database {database}");
+        return Ok(());
+    }
     sqlx::raw_sql(&format!("DROP DATABASE {database}"))
         .execute(&mut conn)
         .await?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -148,12 +148,15 @@ pub async fn serve_grpc(
         .max_encoding_message_size(max);
 
     tracing::info!(addr = %listener.local_addr()?, "gRPC server listening");
+    // Without TCP_NODELAY, a response written in several segments waits for the
+    // client's delayed ACK, which adds about 40 ms to every large page.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(query)
         .add_service(ingest)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown.cancelled().await
         })
         .await
