@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::Config;
 use crate::consumer;
@@ -156,9 +156,7 @@ pub async fn serve_grpc(
         .add_service(reflection)
         .add_service(query)
         .add_service(ingest)
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.cancelled().await
-        })
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await
         .context("gRPC server failed")
 }
