@@ -67,8 +67,12 @@ CREATE TABLE IF NOT EXISTS oplog_consumer_offsets (
     consumer_group VARCHAR(255) COLLATE utf8mb4_bin NOT NULL,
     topic VARCHAR(249) COLLATE utf8mb4_bin NOT NULL,
     kafka_partition INT NOT NULL,
-    -- Offset of the next message to consume, as Kafka commits it.
-    next_offset BIGINT NOT NULL,
+    -- Offset of the next message to consume, as Kafka commits it; NULL while the
+    -- partition is claimed but nothing of it is stored yet.
+    next_offset BIGINT NULL,
+    -- Token of the consumer that owns the partition. An offset update must name it,
+    -- so a consumer that lost the partition cannot move its offset any more.
+    owner VARCHAR(128) COLLATE utf8mb4_bin NOT NULL DEFAULT '',
     updated_at DATETIME(6) NOT NULL,
     PRIMARY KEY (consumer_group, topic, kafka_partition)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS oplog_consumer_offsets (
     consumer_group TEXT NOT NULL,
     topic TEXT NOT NULL,
     kafka_partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
+    next_offset INTEGER,
+    owner TEXT NOT NULL DEFAULT '',
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (consumer_group, topic, kafka_partition)
 ) WITHOUT ROWID;

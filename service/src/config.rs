@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::consumer::{BatchLimits, ConsumerSettings};
+use crate::consumer::{BatchLimits, ConsumerSettings, DecodeLimits};
 use crate::kafka::KafkaSettings;
 use crate::query::QueryLimits;
 use crate::store::mysql::MySqlSettings;
@@ -107,6 +107,8 @@ pub struct MySqlConfig {
     pub max_statement_bytes: usize,
     /// Day partitions `oplog migrate` creates ahead of today.
     pub partitions_ahead_days: u32,
+    /// Longest wait of one statement, lock waits included, in milliseconds.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for MySqlConfig {
@@ -117,6 +119,7 @@ impl Default for MySqlConfig {
             acquire_timeout_ms: 5_000,
             max_statement_bytes: 4 << 20,
             partitions_ahead_days: 7,
+            statement_timeout_ms: 30_000,
         }
     }
 }
@@ -129,6 +132,7 @@ impl MySqlConfig {
             max_connections: self.max_connections,
             acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
             max_statement_bytes: self.max_statement_bytes,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
         }
     }
 }
@@ -197,6 +201,16 @@ pub struct ConsumerConfig {
     pub max_batch_wait_ms: u64,
     /// Largest message value accepted, in bytes; larger ones are dead-lettered.
     pub max_event_bytes: usize,
+    /// How far an event time may be ahead of the consumer's clock, in seconds; later
+    /// events are dead-lettered.
+    pub max_future_skew_s: u64,
+    /// Events older than this many days are dead-lettered; 0 keeps every age.
+    pub retention_days: u32,
+    /// Buffered bytes (the batch being written and the one filling) above which the
+    /// consumer pauses its partitions.
+    pub max_buffered_bytes: usize,
+    /// Kilobytes librdkafka may prefetch per partition.
+    pub fetch_queue_kbytes: usize,
     /// Interval of the librdkafka statistics that feed the lag metric, in milliseconds.
     pub statistics_interval_ms: u64,
     /// Kafka session timeout, in milliseconds.
@@ -218,6 +232,10 @@ impl Default for ConsumerConfig {
             max_batch_bytes: 4 << 20,
             max_batch_wait_ms: 500,
             max_event_bytes: 1 << 20,
+            max_future_skew_s: 3_600,
+            retention_days: 0,
+            max_buffered_bytes: 64 << 20,
+            fetch_queue_kbytes: 16 << 10,
             statistics_interval_ms: 5_000,
             session_timeout_ms: 45_000,
             retry_backoff_ms: 100,
@@ -242,7 +260,13 @@ impl ConsumerConfig {
                 max_bytes: self.max_batch_bytes,
                 max_wait: Duration::from_millis(self.max_batch_wait_ms),
             },
-            max_event_bytes: self.max_event_bytes,
+            decode: DecodeLimits {
+                max_event_bytes: self.max_event_bytes,
+                max_future_skew: Duration::from_secs(self.max_future_skew_s),
+                retention_days: (self.retention_days > 0).then_some(self.retention_days),
+            },
+            max_buffered_bytes: self.max_buffered_bytes,
+            fetch_queue_kbytes: self.fetch_queue_kbytes,
             statistics_interval: Duration::from_millis(self.statistics_interval_ms),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::dead_letter::SourceMessage;
 use crate::event::EventRecord;
 
 /// Limits that make a batch flush.
@@ -20,7 +21,7 @@ pub struct BatchLimits {
 #[derive(Debug, Default)]
 pub struct Batch {
     records: Vec<EventRecord>,
-    partitions: Vec<i32>,
+    sources: Vec<SourceMessage>,
     bytes: usize,
     next_offsets: BTreeMap<i32, i64>,
     started: Option<Instant>,
@@ -31,19 +32,28 @@ pub struct Batch {
 pub struct Flush {
     /// Events to insert.
     pub records: Vec<EventRecord>,
+    /// The message of each event, in the same order, for the dead-letter topic.
+    pub sources: Vec<SourceMessage>,
     /// Next offset per partition after the batch.
     pub next_offsets: BTreeMap<i32, i64>,
+    /// Bytes of event data and source messages.
+    pub bytes: usize,
 }
 
 impl Batch {
-    /// Adds the message at `offset` of `partition`; `record` is `None` for a message that
+    /// Adds the message at `offset` of `partition`. `event` is `None` for a message that
     /// went to the dead-letter topic, whose offset still advances.
-    pub fn push(&mut self, partition: i32, offset: i64, record: Option<EventRecord>) {
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: Option<(EventRecord, SourceMessage)>,
+    ) {
         self.started.get_or_insert_with(Instant::now);
-        if let Some(record) = record {
-            self.bytes += record.encoded_len();
+        if let Some((record, source)) = event {
+            self.bytes += record.encoded_len() + source.len();
             self.records.push(record);
-            self.partitions.push(partition);
+            self.sources.push(source);
         }
         self.next_offsets.insert(partition, offset + 1);
     }
@@ -51,6 +61,11 @@ impl Batch {
     /// True when no message is buffered.
     pub fn is_empty(&self) -> bool {
         self.next_offsets.is_empty()
+    }
+
+    /// Bytes of buffered event data and source messages.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// True when the batch reached its event or byte limit.
@@ -66,17 +81,15 @@ impl Batch {
     /// Drops what was buffered from `revoked` partitions: their new owner reads those
     /// messages again from the stored offset.
     pub fn drop_partitions(&mut self, revoked: &[i32]) {
-        let mut kept_partitions = Vec::with_capacity(self.partitions.len());
-        let mut kept_records = Vec::with_capacity(self.records.len());
-        for (partition, record) in self.partitions.drain(..).zip(self.records.drain(..)) {
-            if !revoked.contains(&partition) {
-                kept_partitions.push(partition);
-                kept_records.push(record);
+        let records = std::mem::take(&mut self.records);
+        let sources = std::mem::take(&mut self.sources);
+        for (record, source) in records.into_iter().zip(sources) {
+            if !revoked.contains(&source.partition) {
+                self.records.push(record);
+                self.sources.push(source);
             }
         }
-        self.partitions = kept_partitions;
-        self.records = kept_records;
-        self.bytes = self.records.iter().map(EventRecord::encoded_len).sum();
+        self.bytes = byte_count(&self.records, &self.sources);
         self.next_offsets.retain(|p, _| !revoked.contains(p));
         if self.next_offsets.is_empty() {
             self.started = None;
@@ -88,14 +101,47 @@ impl Batch {
         let taken = std::mem::take(self);
         Flush {
             records: taken.records,
+            sources: taken.sources,
             next_offsets: taken.next_offsets,
+            bytes: taken.bytes,
         }
     }
+}
+
+impl Flush {
+    /// Drops the events and offset of `partition`, which this consumer no longer owns.
+    pub fn drop_partition(&mut self, partition: i32) {
+        let mut batch = Batch {
+            records: std::mem::take(&mut self.records),
+            sources: std::mem::take(&mut self.sources),
+            next_offsets: std::mem::take(&mut self.next_offsets),
+            ..Batch::default()
+        };
+        batch.drop_partitions(&[partition]);
+        *self = batch.take();
+    }
+}
+
+fn byte_count(records: &[EventRecord], sources: &[SourceMessage]) -> usize {
+    records.iter().map(EventRecord::encoded_len).sum::<usize>()
+        + sources.iter().map(SourceMessage::len).sum::<usize>()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn event(partition: i32, offset: i64, id: &str) -> Option<(EventRecord, SourceMessage)> {
+        let source = SourceMessage {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: None,
+            payload: Some(vec![0; 10]),
+            headers: Vec::new(),
+        };
+        Some((crate::event::test_record(id), source))
+    }
 
     const LIMITS: BatchLimits = BatchLimits {
         max_events: 2,
@@ -117,23 +163,39 @@ mod tests {
     #[test]
     fn full_at_max_events() {
         let mut batch = Batch::default();
-        batch.push(0, 0, Some(crate::event::test_record("a")));
+        batch.push(0, 0, event(0, 0, "a"));
         assert!(!batch.is_full(&LIMITS));
-        batch.push(1, 0, Some(crate::event::test_record("b")));
+        batch.push(1, 0, event(1, 0, "b"));
         assert!(batch.is_full(&LIMITS));
     }
 
     #[test]
     fn revoked_partitions_are_dropped() {
         let mut batch = Batch::default();
-        batch.push(0, 5, Some(crate::event::test_record("a")));
-        batch.push(1, 7, Some(crate::event::test_record("b")));
-        batch.push(0, 6, Some(crate::event::test_record("c")));
+        batch.push(0, 5, event(0, 5, "a"));
+        batch.push(1, 7, event(1, 7, "b"));
+        batch.push(0, 6, event(0, 6, "c"));
         batch.drop_partitions(&[0]);
         let flush = batch.take();
         let ids: Vec<_> = flush.records.iter().map(|r| r.event_id.as_str()).collect();
         assert_eq!(ids, ["b"]);
         assert_eq!(flush.next_offsets.into_iter().collect::<Vec<_>>(), [(1, 8)]);
+    }
+
+    #[test]
+    fn flush_drops_a_partition_whole() {
+        let mut batch = Batch::default();
+        batch.push(0, 5, event(0, 5, "a"));
+        batch.push(1, 7, event(1, 7, "b"));
+        let mut flush = batch.take();
+        flush.drop_partition(1);
+        assert_eq!(flush.records.len(), 1);
+        assert_eq!(flush.sources[0].partition, 0);
+        assert_eq!(flush.next_offsets.keys().copied().collect::<Vec<_>>(), [0]);
+        assert_eq!(
+            flush.bytes,
+            flush.records[0].encoded_len() + flush.sources[0].len()
+        );
     }
 
     #[test]

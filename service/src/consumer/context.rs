@@ -1,15 +1,17 @@
 //! The consumer's rebalance and statistics callbacks.
 //!
-//! On assignment the consumer seeks each partition to the next offset stored in the
-//! database, because the database, not Kafka, stores the committed position: it moves in
-//! the same transaction as the rows. On revocation the partition's buffered events are
-//! dropped; its next owner reads them again from the stored offset.
+//! On assignment the consumer claims each partition in the database and seeks it to the
+//! stored next offset, because the database, not Kafka, stores the committed position:
+//! it moves in the same transaction as the rows, and only for the partition's owner. On
+//! revocation the partition's buffered events are dropped; its next owner reads them
+//! again from the stored offset.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
@@ -17,15 +19,24 @@ use super::batch::Batch;
 use crate::store::Store;
 use crate::telemetry::metrics::ConsumerMetrics;
 
+/// What this consumer knows of one assigned partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionState {
+    /// Token of this consumer's claim; `None` while the claim has not succeeded, and the
+    /// partition stays paused until it does.
+    pub owner: Option<String>,
+    /// Next offset stored in the database; `None` while nothing of it is stored.
+    pub next: Option<i64>,
+}
+
 /// State shared by the consume loop and the callbacks, which run inside `recv()` on the
 /// same task, so the locks are never contended for long.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     /// Events waiting for the next flush.
     pub batch: Mutex<Batch>,
-    /// Next stored offset of each assigned partition; `None` until something of a
-    /// partition that was never consumed into this database is stored.
-    pub positions: Mutex<HashMap<i32, Option<i64>>>,
+    /// Assigned partitions.
+    pub partitions: Mutex<HashMap<i32, PartitionState>>,
 }
 
 impl Shared {
@@ -33,8 +44,15 @@ impl Shared {
         self.batch.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn positions(&self) -> MutexGuard<'_, HashMap<i32, Option<i64>>> {
-        self.positions.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn partitions(&self) -> MutexGuard<'_, HashMap<i32, PartitionState>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The claim token of `partition` when this consumer owns it.
+    pub(crate) fn owner(&self, partition: i32) -> Option<String> {
+        self.partitions()
+            .get(&partition)
+            .and_then(|state| state.owner.clone())
     }
 }
 
@@ -43,53 +61,78 @@ pub(crate) struct OplogConsumerContext {
     pub store: Arc<dyn Store>,
     pub group: String,
     pub topic: String,
+    /// Prefix of claim tokens: host, process and a random part, unique per process.
+    pub instance: String,
+    pub claims: AtomicU64,
     pub runtime: tokio::runtime::Handle,
     pub shared: Arc<Shared>,
     pub metrics: ConsumerMetrics,
 }
 
-/// How long an assignment waits for the stored offsets before falling back to Kafka's.
-const LOAD_OFFSETS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an assignment waits for its claim before it pauses the partitions and lets
+/// the consume loop retry.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl OplogConsumerContext {
+    /// A new claim token.
+    pub(crate) fn next_owner(&self) -> String {
+        let n = self.claims.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{n}", self.instance)
+    }
+
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         self.metrics.rebalances.with_label_values(&["assign"]).inc();
-        let stored = self.load_offsets();
-        let mut positions = self.shared.positions();
         let partitions: Vec<i32> = tpl
             .elements_for_topic(&self.topic)
             .iter()
             .map(|e| e.partition())
             .collect();
-        for partition in partitions {
-            let offset = match &stored {
-                Some(stored) => match stored.get(&partition) {
-                    Some(&next) => Offset::Offset(next),
+        let owner = self.next_owner();
+        let claimed = self.claim(&partitions, &owner);
+        let mut unclaimed = TopicPartitionList::new();
+        let mut states = self.shared.partitions();
+        for &partition in &partitions {
+            let (state, offset) = match &claimed {
+                Some(stored) => {
+                    let next = stored.get(&partition).copied().flatten();
                     // Nothing stored yet: the partition has never been consumed into
                     // this database, so read it from its first retained message.
-                    None => Offset::Beginning,
-                },
-                // Kafka's committed offset trails the stored one, so starting there can
-                // only re-read events, which the store deduplicates.
-                None => Offset::Stored,
+                    let offset = next.map_or(Offset::Beginning, Offset::Offset);
+                    let state = PartitionState {
+                        owner: Some(owner.clone()),
+                        next,
+                    };
+                    (state, offset)
+                }
+                None => {
+                    unclaimed.add_partition(&self.topic, partition);
+                    let state = PartitionState {
+                        owner: None,
+                        next: None,
+                    };
+                    (state, Offset::Stored)
+                }
             };
-            let next = match offset {
-                Offset::Offset(next) => Some(next),
-                _ => None,
-            };
-            positions.insert(partition, next);
-            tracing::info!(topic = %self.topic, partition, ?offset, "partition assigned");
+            tracing::info!(topic = %self.topic, partition, ?offset, claimed = state.owner.is_some(), "partition assigned");
             if let Err(e) = tpl.set_partition_offset(&self.topic, partition, offset) {
                 tracing::error!(partition, error = %e, "failed to set the start offset");
             }
+            states.insert(partition, state);
         }
-        drop(positions);
+        drop(states);
         let result = match consumer.rebalance_protocol() {
-            rdkafka::consumer::RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
+            RebalanceProtocol::Cooperative => consumer.incremental_assign(tpl),
             _ => consumer.assign(tpl),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "failed to assign partitions");
+        }
+        // Unclaimed partitions wait, paused, until the consume loop claims them and
+        // seeks them to their stored offsets.
+        if unclaimed.count() > 0 {
+            if let Err(e) = consumer.pause(&unclaimed) {
+                tracing::error!(error = %e, "failed to pause unclaimed partitions");
+            }
         }
     }
 
@@ -101,18 +144,18 @@ impl OplogConsumerContext {
             .map(|e| e.partition())
             .collect();
         self.shared.batch().drop_partitions(&revoked);
-        let mut positions = self.shared.positions();
+        let mut states = self.shared.partitions();
         for partition in &revoked {
-            positions.remove(partition);
+            states.remove(partition);
             let _ = self
                 .metrics
                 .lag
                 .remove_label_values(&[&self.topic, &partition.to_string()]);
             tracing::info!(topic = %self.topic, partition, "partition revoked");
         }
-        drop(positions);
+        drop(states);
         let result = match consumer.rebalance_protocol() {
-            rdkafka::consumer::RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
+            RebalanceProtocol::Cooperative => consumer.incremental_unassign(tpl),
             _ => consumer.unassign(),
         };
         if let Err(e) = result {
@@ -120,23 +163,27 @@ impl OplogConsumerContext {
         }
     }
 
-    /// Reads the stored offsets, blocking this thread: the callback must return the
+    /// Claims `partitions`, blocking this thread: the callback must return the start
     /// positions before librdkafka starts fetching.
-    fn load_offsets(&self) -> Option<HashMap<i32, i64>> {
-        let load = tokio::time::timeout(
-            LOAD_OFFSETS_TIMEOUT,
-            self.store.load_offsets(&self.group, &self.topic),
+    fn claim(&self, partitions: &[i32], owner: &str) -> Option<HashMap<i32, Option<i64>>> {
+        if partitions.is_empty() {
+            return Some(HashMap::new());
+        }
+        let claim = tokio::time::timeout(
+            CLAIM_TIMEOUT,
+            self.store
+                .claim_partitions(&self.group, &self.topic, partitions, owner),
         );
-        let result = tokio::task::block_in_place(|| self.runtime.block_on(load));
-        match result {
+        match tokio::task::block_in_place(|| self.runtime.block_on(claim)) {
             Ok(Ok(offsets)) => Some(offsets),
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "failed to load stored offsets; starting from Kafka's committed offsets");
+                tracing::warn!(?partitions, error = %e, "failed to claim partitions; they stay paused until a retry succeeds");
                 None
             }
             Err(_) => {
-                tracing::error!(
-                    "timed out loading stored offsets; starting from Kafka's committed offsets"
+                tracing::warn!(
+                    ?partitions,
+                    "timed out claiming partitions; they stay paused until a retry succeeds"
                 );
                 None
             }
@@ -149,8 +196,8 @@ impl ClientContext for OplogConsumerContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
-        let positions = self.shared.positions();
-        for (&partition, &next) in positions.iter() {
+        let states = self.shared.partitions();
+        for (&partition, state) in states.iter() {
             let Some(stats) = topic.partitions.get(&partition) else {
                 continue;
             };
@@ -160,7 +207,8 @@ impl ClientContext for OplogConsumerContext {
             }
             // Without a stored offset, everything still retained is lag; an empty
             // partition has lo_offset == hi_offset and so a lag of 0.
-            let Some(next) = next.or((stats.lo_offset >= 0).then_some(stats.lo_offset)) else {
+            let low = (stats.lo_offset >= 0).then_some(stats.lo_offset);
+            let Some(next) = state.next.or(low) else {
                 continue;
             };
             let lag = (stats.hi_offset - next).max(0);

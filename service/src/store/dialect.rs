@@ -17,8 +17,9 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 
     /// Conflict clause for event inserts.
     const ON_CONFLICT: OnConflict;
-    /// Upsert of one consumer offset: group, topic, partition, next offset, time.
-    const UPSERT_OFFSET: &'static str;
+    /// Claim of one partition: group, topic, partition, owner, time. Inserts the row
+    /// with no offset, or sets the owner of an existing one.
+    const CLAIM_PARTITION: &'static str;
     /// Maximum placeholders in one statement.
     const MAX_PLACEHOLDERS: usize;
 
@@ -60,6 +61,7 @@ pub(crate) async fn write_batch<D: Dialect>(
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
     for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::QueryResult: RowsAffected,
 {
     let mut tx = pool.begin().await?;
     let mut statements = 0;
@@ -92,16 +94,25 @@ where
     }
     for offset in offsets {
         let values = [
+            Value::Int(offset.next_offset),
+            Value::Time(now_us),
             Value::Text(&offset.consumer_group),
             Value::Text(&offset.topic),
             Value::Int(offset.partition.into()),
+            Value::Text(&offset.owner),
             Value::Int(offset.next_offset),
-            Value::Time(now_us),
         ];
-        bind_all::<D>(D::UPSERT_OFFSET, values)
+        let result = bind_all::<D>(sql::ADVANCE_OFFSET, values)
             .execute(&mut *tx)
             .await?;
         statements += 1;
+        if result.rows_affected() == 0 {
+            // Dropping the transaction rolls it back: none of the batch is stored.
+            return Err(StoreError::Fenced {
+                topic: offset.topic.clone(),
+                partition: offset.partition,
+            });
+        }
     }
     tx.commit().await?;
     Ok(WriteSummary {
@@ -151,4 +162,75 @@ where
         offsets.insert(row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?);
     }
     Ok(offsets)
+}
+
+/// Claims partitions for `owner` and returns their stored offsets, in one transaction.
+pub(crate) async fn claim_partitions<D: Dialect>(
+    pool: &Pool<D::Db>,
+    consumer_group: &str,
+    topic: &str,
+    partitions: &[i32],
+    owner: &str,
+    now_us: i64,
+) -> Result<HashMap<i32, Option<i64>>, StoreError>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    for<'r> i32: sqlx::Decode<'r, D::Db> + sqlx::Type<D::Db>,
+    for<'r> Option<i64>: sqlx::Decode<'r, D::Db> + sqlx::Type<D::Db>,
+    usize: sqlx::ColumnIndex<<D::Db as Database>::Row>,
+{
+    let mut tx = pool.begin().await?;
+    for &partition in partitions {
+        let values = [
+            Value::Text(consumer_group),
+            Value::Text(topic),
+            Value::Int(partition.into()),
+            Value::Text(owner),
+            Value::Time(now_us),
+        ];
+        bind_all::<D>(D::CLAIM_PARTITION, values)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let rows = bind_all::<D>(
+        sql::CLAIMED_OFFSETS,
+        [
+            Value::Text(consumer_group),
+            Value::Text(topic),
+            Value::Text(owner),
+        ],
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut offsets = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let partition: i32 = row.try_get(0)?;
+        if partitions.contains(&partition) {
+            offsets.insert(partition, row.try_get::<Option<i64>, _>(1)?);
+        }
+    }
+    Ok(offsets)
+}
+
+/// Access to the number of rows a statement matched, which sqlx's drivers each offer
+/// under the same name but no shared trait.
+pub(crate) trait RowsAffected {
+    /// Rows the statement matched.
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::mysql::MySqlQueryResult {
+    fn rows_affected(&self) -> u64 {
+        // sqlx connects with CLIENT_FOUND_ROWS, so this counts matched rows, also
+        // those an UPDATE left unchanged.
+        sqlx::mysql::MySqlQueryResult::rows_affected(self)
+    }
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
+    }
 }

@@ -36,6 +36,67 @@ pub enum StoreError {
     /// The store's configuration is invalid.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// Another consumer owns the partition now, so this one may not move its offset.
+    #[error(
+        "partition {partition} of {topic:?} is owned by another consumer; its offset was not moved"
+    )]
+    Fenced {
+        /// Topic name.
+        topic: String,
+        /// Partition number.
+        partition: i32,
+    },
+    /// A write did not finish within the configured time.
+    #[error("the database did not finish the write within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// MySQL and MariaDB error numbers that a retry can cure: lock waits, deadlocks, lost
+/// connections, server shutdown, statement time limits.
+const TRANSIENT_MYSQL_ERRORS: [u16; 13] = [
+    1040, // too many connections
+    1053, // server shutdown in progress
+    1158, 1159, 1160, 1161, // network read and write errors
+    1205, // lock wait timeout exceeded
+    1213, // deadlock found
+    1317, // query execution was interrupted
+    1927, // connection was killed (MariaDB)
+    1969, // max_statement_time exceeded (MariaDB)
+    3024, // max_execution_time exceeded (MySQL)
+    4031, // disconnected by the server for inactivity (MySQL)
+];
+
+impl StoreError {
+    /// True when the same write may succeed later unchanged: the database was
+    /// unreachable, busy or slow. False when it rejected the data itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout(_) => true,
+            Self::Database(e) => is_transient_sqlx(e),
+            Self::Migrate(_) | Self::CorruptRow { .. } | Self::Config(_) | Self::Fenced { .. } => {
+                false
+            }
+        }
+    }
+}
+
+fn is_transient_sqlx(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                return TRANSIENT_MYSQL_ERRORS.contains(&mysql.number());
+            }
+            // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with or without extended codes.
+            matches!(db.code().as_deref().and_then(|c| c.parse::<i32>().ok()), Some(c) if c & 0xff == 5 || c & 0xff == 6)
+        }
+        _ => false,
+    }
 }
 
 /// Filters and keyset position of one page of events, newest first.
@@ -90,6 +151,8 @@ pub struct OffsetUpdate {
     pub partition: i32,
     /// Offset of the next message to consume.
     pub next_offset: i64,
+    /// Token the consumer claimed the partition with.
+    pub owner: String,
 }
 
 /// Counts of one batch write.
@@ -104,14 +167,26 @@ pub struct WriteSummary {
 /// A database that stores events and consumer offsets.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Inserts `events` and sets `offsets` in one transaction. An event whose
+    /// Inserts `events` and advances `offsets` in one transaction. An event whose
     /// `(occurred_at, event_id)` is already stored is left as it is, so a redelivered
-    /// batch stores nothing twice.
+    /// batch stores nothing twice. Fails with [`StoreError::Fenced`], storing nothing,
+    /// when an offset's owner no longer owns its partition.
     async fn write_batch(
         &self,
         events: &[EventRecord],
         offsets: &[OffsetUpdate],
     ) -> Result<WriteSummary, StoreError>;
+
+    /// Makes `owner` the owner of `partitions`, so that an earlier owner can no longer
+    /// move their offsets, and returns each partition's stored next offset (`None`
+    /// when nothing of it is stored yet).
+    async fn claim_partitions(
+        &self,
+        consumer_group: &str,
+        topic: &str,
+        partitions: &[i32],
+        owner: &str,
+    ) -> Result<HashMap<i32, Option<i64>>, StoreError>;
 
     /// Returns the stored next offset of each partition of `topic` for `consumer_group`.
     async fn load_offsets(

@@ -30,6 +30,9 @@ pub struct MySqlSettings {
     /// Maximum bytes of one INSERT statement; kept below the server's
     /// `max_allowed_packet`.
     pub max_statement_bytes: usize,
+    /// Longest wait of one statement, lock waits included. A batch write, which runs
+    /// several statements, is abandoned after twice this.
+    pub statement_timeout: Duration,
 }
 
 /// Events and offsets in MySQL.
@@ -37,6 +40,7 @@ pub struct MySqlSettings {
 pub struct MySqlStore {
     pool: MySqlPool,
     max_statement_bytes: usize,
+    write_timeout: Duration,
 }
 
 impl MySqlStore {
@@ -44,10 +48,11 @@ impl MySqlStore {
     /// migrations; see [`MySqlStore::migrate`].
     pub async fn connect(settings: &MySqlSettings) -> Result<Self, StoreError> {
         let options = MySqlConnectOptions::from_str(&settings.url)?.timezone(Some("+00:00".into()));
+        let statement_timeout = settings.statement_timeout;
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
-            .after_connect(|conn, _meta| {
+            .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // Strict mode makes the server reject, not truncate, a value that
                     // does not fit; oplog relies on that to never store a damaged event.
@@ -55,6 +60,11 @@ impl MySqlStore {
                         "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')",
                     )
                     .await?;
+                    let version: String = sqlx::query_scalar("SELECT VERSION()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    conn.execute(session_timeouts(statement_timeout, &version).as_str())
+                        .await?;
                     Ok(())
                 })
             })
@@ -74,6 +84,7 @@ impl MySqlStore {
         Ok(Self {
             pool,
             max_statement_bytes: settings.max_statement_bytes,
+            write_timeout: settings.statement_timeout * 2,
         })
     }
 
@@ -89,6 +100,22 @@ impl MySqlStore {
     }
 }
 
+/// The session settings that bound how long one statement may wait. Lock waits (row
+/// locks and metadata locks such as `LOCK TABLES`) are in whole seconds on both servers;
+/// MariaDB also bounds the whole statement with `max_statement_time`, while MySQL 8's
+/// `max_execution_time` covers only SELECT.
+fn session_timeouts(timeout: Duration, version: &str) -> String {
+    let seconds = timeout.as_secs().max(1);
+    let mut sql =
+        format!("SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}");
+    if version.contains("MariaDB") {
+        sql.push_str(&format!(", max_statement_time = {}", timeout.as_secs_f64()));
+    } else {
+        sql.push_str(&format!(", max_execution_time = {}", timeout.as_millis()));
+    }
+    sql
+}
+
 /// The MySQL dialect of the shared statements.
 pub(crate) struct MySqlDialect;
 
@@ -98,9 +125,10 @@ impl Dialect for MySqlDialect {
     const ON_CONFLICT: OnConflict = OnConflict::MySql;
     // VALUES() in ON DUPLICATE KEY UPDATE is deprecated in MySQL 8.0.20 but is the only
     // form MariaDB accepts; both still support it.
-    const UPSERT_OFFSET: &'static str = "INSERT INTO oplog_consumer_offsets \
-         (consumer_group, topic, kafka_partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?) \
-         ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset), updated_at = VALUES(updated_at)";
+    const CLAIM_PARTITION: &'static str = "INSERT INTO oplog_consumer_offsets \
+         (consumer_group, topic, kafka_partition, next_offset, owner, updated_at) \
+         VALUES (?, ?, ?, NULL, ?, ?) \
+         ON DUPLICATE KEY UPDATE owner = VALUES(owner), updated_at = VALUES(updated_at)";
     const MAX_PLACEHOLDERS: usize = 65_535;
 
     fn bind<'q>(
@@ -150,14 +178,39 @@ impl Store for MySqlStore {
         offsets: &[OffsetUpdate],
     ) -> Result<WriteSummary, StoreError> {
         let now = Utc::now().timestamp_micros();
-        dialect::write_batch::<MySqlDialect>(
+        let write = dialect::write_batch::<MySqlDialect>(
             &self.pool,
             self.max_statement_bytes,
             events,
             offsets,
             now,
-        )
-        .await
+        );
+        // Dropping the write on timeout drops its connection, and the server rolls the
+        // transaction back.
+        tokio::time::timeout(self.write_timeout, write)
+            .await
+            .map_err(|_| StoreError::Timeout(self.write_timeout))?
+    }
+
+    async fn claim_partitions(
+        &self,
+        consumer_group: &str,
+        topic: &str,
+        partitions: &[i32],
+        owner: &str,
+    ) -> Result<HashMap<i32, Option<i64>>, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        let claim = dialect::claim_partitions::<MySqlDialect>(
+            &self.pool,
+            consumer_group,
+            topic,
+            partitions,
+            owner,
+            now,
+        );
+        tokio::time::timeout(self.write_timeout, claim)
+            .await
+            .map_err(|_| StoreError::Timeout(self.write_timeout))?
     }
 
     async fn load_offsets(

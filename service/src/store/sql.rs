@@ -169,7 +169,20 @@ pub fn get_trace(trace_id: &str, limit: u32) -> Statement {
 
 /// The stored offsets of one consumer group and topic.
 pub const LOAD_OFFSETS: &str = "SELECT kafka_partition, next_offset FROM oplog_consumer_offsets \
-     WHERE consumer_group = ? AND topic = ?";
+     WHERE consumer_group = ? AND topic = ? AND next_offset IS NOT NULL";
+
+/// The offsets of the partitions one owner has claimed.
+pub const CLAIMED_OFFSETS: &str =
+    "SELECT kafka_partition, next_offset FROM oplog_consumer_offsets \
+     WHERE consumer_group = ? AND topic = ? AND owner = ?";
+
+/// Moves one partition's offset forward, only for its owner. The update matches no row
+/// when another consumer has claimed the partition since, or when the offset would
+/// move backwards; the caller then rolls the transaction back.
+pub const ADVANCE_OFFSET: &str =
+    "UPDATE oplog_consumer_offsets SET next_offset = ?, updated_at = ? \
+     WHERE consumer_group = ? AND topic = ? AND kafka_partition = ? AND owner = ? \
+     AND (next_offset IS NULL OR next_offset <= ?)";
 
 #[derive(Default)]
 struct Conditions {

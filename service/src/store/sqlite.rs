@@ -62,10 +62,11 @@ impl Dialect for SqliteDialect {
     type Db = Sqlite;
 
     const ON_CONFLICT: OnConflict = OnConflict::Sqlite;
-    const UPSERT_OFFSET: &'static str = "INSERT INTO oplog_consumer_offsets \
-         (consumer_group, topic, kafka_partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?) \
+    const CLAIM_PARTITION: &'static str = "INSERT INTO oplog_consumer_offsets \
+         (consumer_group, topic, kafka_partition, next_offset, owner, updated_at) \
+         VALUES (?, ?, ?, NULL, ?, ?) \
          ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET \
-         next_offset = excluded.next_offset, updated_at = excluded.updated_at";
+         owner = excluded.owner, updated_at = excluded.updated_at";
     // SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32.
     const MAX_PLACEHOLDERS: usize = 32_766;
 
@@ -110,6 +111,25 @@ impl Store for SqliteStore {
         let now = Utc::now().timestamp_micros();
         // SQLite has no packet limit; the byte bound only keeps statements a sane size.
         dialect::write_batch::<SqliteDialect>(&self.pool, 16 << 20, events, offsets, now).await
+    }
+
+    async fn claim_partitions(
+        &self,
+        consumer_group: &str,
+        topic: &str,
+        partitions: &[i32],
+        owner: &str,
+    ) -> Result<HashMap<i32, Option<i64>>, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        dialect::claim_partitions::<SqliteDialect>(
+            &self.pool,
+            consumer_group,
+            topic,
+            partitions,
+            owner,
+            now,
+        )
+        .await
     }
 
     async fn load_offsets(

@@ -2,8 +2,8 @@
 //! label values come from enums or configuration, never from error text.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry,
+    exponential_buckets, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Metrics of the query API.
@@ -112,6 +112,16 @@ pub struct ConsumerMetrics {
     pub dead_lettered: IntCounterVec,
     /// Rebalance callbacks, by kind (`assign`, `revoke`).
     pub rebalances: IntCounterVec,
+    /// Retries of batch writes after transient database errors.
+    pub write_retries: IntCounter,
+    /// Batch writes refused because another consumer had claimed a partition.
+    pub fenced_writes: IntCounter,
+    /// Partitions paused to bound memory while writes fall behind.
+    pub paused_partitions: IntGauge,
+    /// Bytes of events buffered in memory, written or waiting.
+    pub buffered_bytes: IntGauge,
+    /// Seconds since the last committed batch transaction.
+    pub seconds_since_commit: Gauge,
 }
 
 impl ConsumerMetrics {
@@ -138,13 +148,43 @@ impl ConsumerMetrics {
             ),
             &["kind"],
         )?;
+        let write_retries = IntCounter::new(
+            "oplog_consumer_write_retries_total",
+            "Retries of batch writes after transient database errors.",
+        )?;
+        let fenced_writes = IntCounter::new(
+            "oplog_consumer_fenced_writes_total",
+            "Batch writes refused because another consumer had claimed a partition.",
+        )?;
+        let paused_partitions = IntGauge::new(
+            "oplog_consumer_paused_partitions",
+            "Partitions paused to bound memory while writes fall behind.",
+        )?;
+        let buffered_bytes = IntGauge::new(
+            "oplog_consumer_buffered_bytes",
+            "Bytes of events buffered in memory, written or waiting.",
+        )?;
+        let seconds_since_commit = Gauge::new(
+            "oplog_consumer_seconds_since_last_commit",
+            "Seconds since the last committed batch transaction.",
+        )?;
         registry.register(Box::new(lag.clone()))?;
         registry.register(Box::new(dead_lettered.clone()))?;
         registry.register(Box::new(rebalances.clone()))?;
+        registry.register(Box::new(write_retries.clone()))?;
+        registry.register(Box::new(fenced_writes.clone()))?;
+        registry.register(Box::new(paused_partitions.clone()))?;
+        registry.register(Box::new(buffered_bytes.clone()))?;
+        registry.register(Box::new(seconds_since_commit.clone()))?;
         Ok(Self {
             lag,
             dead_lettered,
             rebalances,
+            write_retries,
+            fenced_writes,
+            paused_partitions,
+            buffered_bytes,
+            seconds_since_commit,
         })
     }
 }

@@ -1,0 +1,523 @@
+//! The consume loop: reads messages into a batch, writes batches with retries, isolates
+//! rows the database rejects, and pauses partitions while writes fall behind.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::batch::Flush;
+use super::context::{OplogConsumerContext, Shared};
+use super::dead_letter::{DeadLetterProducer, SourceMessage};
+use super::decode::{self, Rejection};
+use super::{ConsumerSettings, Metrics, COMPONENT};
+use crate::event::EventRecord;
+use crate::health::Readiness;
+use crate::kafka::CONTENT_TYPE_HEADER;
+use crate::store::{OffsetUpdate, Store, StoreError};
+
+/// Longest sleep of the loop, so that gauges stay fresh while nothing happens.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How long a seek to a newly claimed partition's offset may block.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Worker<'a> {
+    settings: &'a ConsumerSettings,
+    consumer: &'a StreamConsumer<OplogConsumerContext>,
+    store: Arc<dyn Store>,
+    shared: Arc<Shared>,
+    dead_letters: DeadLetterProducer,
+    metrics: Metrics,
+    readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+    /// A batch taken for writing that is not stored yet.
+    pending: Option<Flush>,
+    /// When the next write of `pending` is due; `None` means at once.
+    retry_at: Option<Instant>,
+    /// Delay before the next retry of a failed write.
+    backoff: Duration,
+    /// Whether this loop paused the assigned partitions to bound memory.
+    paused: bool,
+    /// When the last transaction committed.
+    last_commit: Instant,
+    /// When unclaimed partitions are next claimed.
+    claim_retry_at: Instant,
+    claim_backoff: Duration,
+}
+
+impl<'a> Worker<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        settings: &'a ConsumerSettings,
+        consumer: &'a StreamConsumer<OplogConsumerContext>,
+        store: Arc<dyn Store>,
+        shared: Arc<Shared>,
+        dead_letters: DeadLetterProducer,
+        metrics: Metrics,
+        readiness: Arc<Readiness>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            settings,
+            consumer,
+            store,
+            shared,
+            dead_letters,
+            metrics,
+            readiness,
+            shutdown,
+            pending: None,
+            retry_at: None,
+            backoff: settings.retry_backoff,
+            paused: false,
+            last_commit: Instant::now(),
+            claim_retry_at: Instant::now(),
+            claim_backoff: settings.retry_backoff,
+        }
+    }
+
+    /// Consumes until shutdown is requested.
+    pub(crate) async fn consume(&mut self) {
+        let consumer = self.consumer;
+        let shutdown = self.shutdown.clone();
+        loop {
+            self.update_gauges();
+            self.apply_backpressure();
+            let wake = self.next_wake();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(wake.into()) => self.step().await,
+                message = consumer.recv() => match message {
+                    Ok(message) => {
+                        self.handle(&message).await;
+                        if self.shared.batch().is_full(&self.settings.batch) {
+                            self.step().await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+                },
+            }
+        }
+    }
+
+    /// When the loop must act even without a message.
+    fn next_wake(&self) -> Instant {
+        let mut wake = Instant::now() + TICK;
+        if let Some(flush_at) = self.shared.batch().deadline(&self.settings.batch) {
+            if self.pending.is_none() {
+                wake = wake.min(flush_at);
+            }
+        }
+        if self.pending.is_some() {
+            wake = wake.min(self.retry_at.unwrap_or_else(Instant::now));
+        }
+        if self.has_unclaimed() {
+            wake = wake.min(self.claim_retry_at);
+        }
+        wake
+    }
+
+    /// Takes a due batch, writes what is pending and retries claims that are due.
+    async fn step(&mut self) {
+        let now = Instant::now();
+        if self.pending.is_none() {
+            let due = {
+                let batch = self.shared.batch();
+                let limits = &self.settings.batch;
+                !batch.is_empty()
+                    && (batch.is_full(limits) || batch.deadline(limits).is_some_and(|at| at <= now))
+            };
+            if due {
+                self.pending = Some(self.shared.batch().take());
+                self.retry_at = None;
+            }
+        }
+        if self.pending.is_some() && self.retry_at.is_none_or(|at| at <= now) {
+            self.write_pending().await;
+        }
+        if self.has_unclaimed() && self.claim_retry_at <= now {
+            self.retry_claims().await;
+        }
+    }
+
+    /// Adds one message to the batch, dead-lettering it first when it cannot be stored.
+    async fn handle(&self, message: &BorrowedMessage<'_>) {
+        let partition = message.partition();
+        // Messages of a partition this consumer does not own (not claimed yet, or
+        // fenced) are read again by whoever owns it.
+        if self.shared.owner(partition).is_none() {
+            return;
+        }
+        self.metrics
+            .ingest
+            .received
+            .with_label_values(&["kafka"])
+            .inc();
+        let content_type = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key.eq_ignore_ascii_case(CONTENT_TYPE_HEADER))
+                .and_then(|h| h.value)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        });
+        let now_us = Utc::now().timestamp_micros();
+        let decoded = decode::decode(
+            message.payload(),
+            content_type,
+            &self.settings.decode,
+            now_us,
+        );
+        let source = SourceMessage::from_message(message);
+        let event = match decoded {
+            Ok(record) => Some((record, source)),
+            Err(rejection) => {
+                self.dead_letter(&source, &rejection).await;
+                None
+            }
+        };
+        self.shared.batch().push(partition, message.offset(), event);
+    }
+
+    /// Publishes a rejected message to the dead-letter topic, retrying until the broker
+    /// acknowledges it: the offset must not pass a message that is stored nowhere.
+    async fn dead_letter(&self, source: &SourceMessage, rejection: &Rejection) {
+        self.metrics
+            .ingest
+            .rejected
+            .with_label_values(&["kafka"])
+            .inc();
+        let detail = rejection.to_string();
+        let mut backoff = self.settings.retry_backoff;
+        loop {
+            match self
+                .dead_letters
+                .send(source, rejection.code(), &detail)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(
+                        topic = %self.dead_letters.topic(),
+                        partition = source.partition,
+                        offset = source.offset,
+                        error = %e,
+                        "failed to publish to the dead-letter topic; retrying"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.settings.max_retry_backoff);
+                }
+            }
+        }
+        self.metrics
+            .consumer
+            .dead_lettered
+            .with_label_values(&[rejection.code()])
+            .inc();
+        tracing::warn!(
+            partition = source.partition,
+            offset = source.offset,
+            reason = rejection.code(),
+            detail = %detail,
+            "message sent to the dead-letter topic"
+        );
+    }
+
+    /// Writes the pending batch once, handling fenced partitions and rejected rows;
+    /// schedules a retry after a transient failure.
+    async fn write_pending(&mut self) {
+        let Some(mut flush) = self.pending.take() else {
+            return;
+        };
+        loop {
+            let offsets = self.offset_updates(&mut flush);
+            if offsets.is_empty() {
+                // Every partition of the batch was revoked or fenced.
+                return;
+            }
+            let started = Instant::now();
+            let result = self.store.write_batch(&flush.records, &offsets).await;
+            self.metrics
+                .ingest
+                .flush_duration
+                .observe(started.elapsed().as_secs_f64());
+            let error = match result {
+                Ok(summary) => {
+                    self.stored(&flush, summary.events);
+                    return;
+                }
+                Err(error) => error,
+            };
+            self.metrics.ingest.flush_errors.inc();
+            match error {
+                StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
+                error if error.is_transient() => {
+                    self.schedule_retry(flush, &error);
+                    return;
+                }
+                error => {
+                    tracing::warn!(events = flush.records.len(), error = %error, "the database rejected the batch; isolating the rejected rows");
+                    if let Err(error) = self.isolate_rejected(&mut flush).await {
+                        self.schedule_retry(flush, &error);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The offset updates of `flush`, after dropping the partitions this consumer no
+    /// longer owns.
+    fn offset_updates(&self, flush: &mut Flush) -> Vec<OffsetUpdate> {
+        let partitions: Vec<i32> = flush.next_offsets.keys().copied().collect();
+        let mut updates = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            match self.shared.owner(partition) {
+                Some(owner) => updates.push(OffsetUpdate {
+                    consumer_group: self.settings.group_id.clone(),
+                    topic: self.settings.topic.clone(),
+                    partition,
+                    next_offset: flush.next_offsets[&partition],
+                    owner,
+                }),
+                None => flush.drop_partition(partition),
+            }
+        }
+        updates
+    }
+
+    fn schedule_retry(&mut self, flush: Flush, error: &StoreError) {
+        self.metrics.consumer.write_retries.inc();
+        self.readiness
+            .set_not_ready(COMPONENT, "failed to write to the database");
+        tracing::warn!(events = flush.records.len(), error = %error, backoff = ?self.backoff, "failed to write batch; retrying");
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.settings.max_retry_backoff);
+        self.pending = Some(flush);
+    }
+
+    /// Gives up a partition whose claim another consumer took over.
+    fn fenced(&self, flush: &mut Flush, partition: i32) {
+        self.metrics.consumer.fenced_writes.inc();
+        tracing::warn!(topic = %self.settings.topic, partition, "partition claimed by another consumer; dropping its buffered events");
+        self.shared.partitions().remove(&partition);
+        self.shared.batch().drop_partitions(&[partition]);
+        flush.drop_partition(partition);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.settings.topic, partition);
+        if let Err(e) = self.consumer.pause(&tpl) {
+            tracing::warn!(partition, error = %e, "failed to pause a fenced partition");
+        }
+    }
+
+    /// Finds the rows the database rejects by writing ever smaller parts of the batch
+    /// without offsets, dead-letters them, and leaves only the offsets in `flush`:
+    /// every other row is stored by then, and storing a row twice is a no-op.
+    async fn isolate_rejected(&self, flush: &mut Flush) -> Result<(), StoreError> {
+        if flush.records.is_empty() {
+            return Ok(());
+        }
+        let rejected = self.find_rejected(&flush.records).await?;
+        for (index, reason) in &rejected {
+            let rejection = Rejection::RejectedByDatabase(reason.clone());
+            self.dead_letter(&flush.sources[*index], &rejection).await;
+        }
+        flush.records.clear();
+        flush.sources.clear();
+        Ok(())
+    }
+
+    async fn find_rejected(
+        &self,
+        records: &[EventRecord],
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        let mut rejected = Vec::new();
+        let mut ranges = Vec::new();
+        ranges.push(0..records.len());
+        while let Some(range) = ranges.pop() {
+            match self.store.write_batch(&records[range.clone()], &[]).await {
+                Ok(_) => {}
+                Err(e) if e.is_transient() => return Err(e),
+                Err(e) if range.len() == 1 => rejected.push((range.start, e.to_string())),
+                Err(_) => {
+                    let middle = range.start + range.len() / 2;
+                    ranges.push(middle..range.end);
+                    ranges.push(range.start..middle);
+                }
+            }
+        }
+        rejected.sort_unstable();
+        Ok(rejected)
+    }
+
+    /// Records a stored batch: positions, metrics, readiness and the commit to Kafka.
+    fn stored(&mut self, flush: &Flush, events: u64) {
+        self.readiness.set_ready(COMPONENT);
+        self.backoff = self.settings.retry_backoff;
+        self.retry_at = None;
+        self.last_commit = Instant::now();
+        self.metrics.ingest.inserted.inc_by(events);
+        self.metrics.ingest.batch_events.observe(events as f64);
+        let mut tpl = TopicPartitionList::new();
+        let mut partitions = self.shared.partitions();
+        for (&partition, &next) in &flush.next_offsets {
+            if let Some(state) = partitions.get_mut(&partition) {
+                state.next = Some(next);
+            }
+            let _ = tpl.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next));
+        }
+        drop(partitions);
+        tracing::debug!(
+            events,
+            partitions = flush.next_offsets.len(),
+            "batch stored"
+        );
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+            // Only lag tools read Kafka's offsets; the stored ones are authoritative.
+            tracing::debug!(error = %e, "failed to commit offsets to Kafka");
+        }
+    }
+
+    fn has_unclaimed(&self) -> bool {
+        self.shared.partitions().values().any(|s| s.owner.is_none())
+    }
+
+    /// Claims the partitions whose claim failed at assignment, seeks them to their
+    /// stored offsets and resumes them.
+    async fn retry_claims(&mut self) {
+        let unclaimed: Vec<i32> = self
+            .shared
+            .partitions()
+            .iter()
+            .filter(|(_, s)| s.owner.is_none())
+            .map(|(&p, _)| p)
+            .collect();
+        let owner = self.consumer.context().next_owner();
+        let result = self
+            .store
+            .claim_partitions(
+                &self.settings.group_id,
+                &self.settings.topic,
+                &unclaimed,
+                &owner,
+            )
+            .await;
+        let stored = match result {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(partitions = ?unclaimed, error = %e, "failed to claim partitions; retrying");
+                self.claim_retry_at = Instant::now() + self.claim_backoff;
+                self.claim_backoff = (self.claim_backoff * 2).min(self.settings.max_retry_backoff);
+                return;
+            }
+        };
+        self.claim_backoff = self.settings.retry_backoff;
+        let mut resumed = TopicPartitionList::new();
+        for partition in unclaimed {
+            let next = stored.get(&partition).copied().flatten();
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            let seek = tokio::task::block_in_place(|| {
+                self.consumer
+                    .seek(&self.settings.topic, partition, offset, SEEK_TIMEOUT)
+            });
+            if let Err(e) = seek {
+                tracing::warn!(partition, error = %e, "failed to seek a claimed partition; retrying");
+                continue;
+            }
+            if let Some(state) = self.shared.partitions().get_mut(&partition) {
+                state.owner = Some(owner.clone());
+                state.next = next;
+            }
+            tracing::info!(topic = %self.settings.topic, partition, ?offset, "partition claimed");
+            resumed.add_partition(&self.settings.topic, partition);
+        }
+        if !self.paused && resumed.count() > 0 {
+            if let Err(e) = self.consumer.resume(&resumed) {
+                tracing::warn!(error = %e, "failed to resume claimed partitions");
+            }
+        }
+    }
+
+    /// Pauses every owned partition while the buffers are over their bound, and
+    /// resumes them once a write has caught up.
+    fn apply_backpressure(&mut self) {
+        let batch_bytes = self.shared.batch().bytes();
+        let pending_bytes = self.pending.as_ref().map_or(0, |f| f.bytes);
+        let full = self.shared.batch().is_full(&self.settings.batch);
+        let over = batch_bytes + pending_bytes >= self.settings.max_buffered_bytes
+            || (self.pending.is_some() && full);
+        if over == self.paused {
+            return;
+        }
+        let owned: Vec<i32> = self
+            .shared
+            .partitions()
+            .iter()
+            .filter(|(_, s)| s.owner.is_some())
+            .map(|(&p, _)| p)
+            .collect();
+        let mut tpl = TopicPartitionList::new();
+        for partition in &owned {
+            tpl.add_partition(&self.settings.topic, *partition);
+        }
+        let result = if over {
+            self.consumer.pause(&tpl)
+        } else {
+            self.consumer.resume(&tpl)
+        };
+        match result {
+            Ok(()) => {
+                self.paused = over;
+                let paused = if over { owned.len() as i64 } else { 0 };
+                self.metrics.consumer.paused_partitions.set(paused);
+                tracing::info!(
+                    paused = over,
+                    partitions = owned.len(),
+                    buffered_bytes = batch_bytes + pending_bytes,
+                    "consumption paused or resumed for backpressure"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "failed to pause or resume partitions"),
+        }
+    }
+
+    fn update_gauges(&self) {
+        let buffered = self.shared.batch().bytes() + self.pending.as_ref().map_or(0, |f| f.bytes);
+        self.metrics.consumer.buffered_bytes.set(buffered as i64);
+        self.metrics
+            .consumer
+            .seconds_since_commit
+            .set(self.last_commit.elapsed().as_secs_f64());
+    }
+
+    /// Writes what is buffered, once, within the shutdown timeout.
+    pub(crate) async fn finish(&mut self) {
+        let deadline = Instant::now() + self.settings.shutdown_timeout;
+        let mut flushes: Vec<Flush> = self.pending.take().into_iter().collect();
+        if !self.shared.batch().is_empty() {
+            flushes.push(self.shared.batch().take());
+        }
+        for mut flush in flushes {
+            let offsets = self.offset_updates(&mut flush);
+            if offsets.is_empty() {
+                continue;
+            }
+            let write = self.store.write_batch(&flush.records, &offsets);
+            match tokio::time::timeout_at(deadline.into(), write).await {
+                Ok(Ok(summary)) => self.stored(&flush, summary.events),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, events = flush.records.len(), "failed to write buffered events at shutdown; they will be consumed again");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(events = flush.records.len(), "timed out writing buffered events at shutdown; they will be consumed again");
+                    return;
+                }
+            }
+        }
+    }
+}
