@@ -1,0 +1,297 @@
+//! Bad input of every kind mixed into good traffic, against the real broker and
+//! MariaDB: each bad message lands in the dead-letter topic with its reason, every good
+//! event is stored, and no partition stalls.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use oplog::config::Config;
+use oplog::consumer::{self, dead_letter};
+use oplog::health::Readiness;
+use oplog::kafka::{self, KafkaSettings};
+use oplog::proto::{Change, OperationEvent};
+use oplog::store::Store;
+use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
+use prost::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use support::event;
+use tokio_util::sync::CancellationToken;
+
+const GOOD: usize = 300;
+const MAX_EVENT_BYTES: usize = 32 * 1024;
+
+/// A message to publish: key, value, content type.
+type Raw = (String, Vec<u8>, Option<&'static str>);
+
+fn recent_event(id: &str) -> OperationEvent {
+    event(id, Utc::now().timestamp_micros() - 3_600_000_000)
+}
+
+fn protobuf(id: &str, edit: impl FnOnce(&mut OperationEvent)) -> Raw {
+    let mut e = recent_event(id);
+    edit(&mut e);
+    (id.to_owned(), e.encode_to_vec(), None)
+}
+
+/// Every kind of bad message, keyed `bad-<n>`, with the reason expected for it.
+fn bad_messages() -> Vec<(Raw, &'static str)> {
+    let now_us = Utc::now().timestamp_micros();
+    vec![
+        (
+            ("bad-1".into(), vec![0xff, 0xff, 0xff, 0x01], None),
+            "undecodable",
+        ),
+        (
+            (
+                "bad-2".into(),
+                b"{\"eventId\": ".to_vec(),
+                Some("application/json"),
+            ),
+            "undecodable",
+        ),
+        (("bad-3".into(), Vec::new(), None), "empty_payload"),
+        (
+            ("bad-4".into(), b"a,b,c".to_vec(), Some("text/csv")),
+            "unsupported_content_type",
+        ),
+        (protobuf("bad-5", |e| e.actor = None), "invalid_event"),
+        (
+            protobuf("bad-6", |e| {
+                e.occurred_at.as_mut().unwrap().nanos = 2_000_000_000
+            }),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-7", |e| e.occurred_at.as_mut().unwrap().seconds = -5),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-8", |e| e.action = "a".repeat(129)),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-9", |e| e.actor.as_mut().unwrap().id = "😀".repeat(64)),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-10", |e| e.metadata_json = "{\"unclosed\": ".into()),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-11", |e| e.metadata_json = "[1, 2, 3]".into()),
+            "invalid_event",
+        ),
+        (
+            protobuf("bad-12", |e| {
+                e.changes = (0..40)
+                    .map(|i| Change {
+                        field: format!("f{i}"),
+                        before_json: format!("\"{}\"", "x".repeat(1000)),
+                        after_json: String::new(),
+                    })
+                    .collect()
+            }),
+            "too_large",
+        ),
+        (
+            protobuf("bad-13", |e| {
+                e.occurred_at = Some(support::ts(now_us + 2 * 3_600_000_000))
+            }),
+            "too_far_in_future",
+        ),
+        (
+            protobuf("bad-14", |e| {
+                e.occurred_at = Some(support::ts(now_us - 31 * 86_400_000_000))
+            }),
+            "older_than_retention",
+        ),
+        // Valid for oplog, refused by a CHECK constraint this test adds to the table.
+        (
+            protobuf("bad-15", |e| e.action = "poison.row".into()),
+            "rejected_by_database",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_message_is_dead_lettered_with_its_reason() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let kafka = KafkaSettings {
+        brokers,
+        properties: Default::default(),
+    };
+    let topic = support::unique_name("oplog_poison");
+    let dead_letter_topic = format!("{topic}.dead-letter");
+    kafka::ensure_topic(&kafka, &topic, 3, 1).await.unwrap();
+    kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
+        .await
+        .unwrap();
+    let store = support::migrated_mysql_store(&mysql_url).await;
+    sqlx::raw_sql(
+        "ALTER TABLE oplog_events ADD CONSTRAINT poison_row CHECK (action <> 'poison.row')",
+    )
+    .execute(store.pool())
+    .await
+    .expect("add the CHECK constraint");
+    let store = Arc::new(store);
+
+    // Bad messages spread among the good ones, so they share batches.
+    let bad = bad_messages();
+    let mut messages: Vec<Raw> = Vec::new();
+    for i in 0..GOOD {
+        let id = format!("good-{i:04}");
+        messages.push((id.clone(), recent_event(&id).encode_to_vec(), None));
+        if i % 20 == 0 {
+            if let Some((raw, _)) = bad.get(i / 20) {
+                messages.push(raw.clone());
+            }
+        }
+    }
+    assert_eq!(
+        messages.len(),
+        GOOD + bad.len(),
+        "every bad message is published"
+    );
+    let producer: FutureProducer = kafka.client_config().create().unwrap();
+    for (key, value, content_type) in &messages {
+        let mut record = FutureRecord::to(&topic)
+            .key(key.as_str())
+            .payload(value.as_slice());
+        if let Some(content_type) = content_type {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some(*content_type),
+            }));
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+
+    let stop = start_consumer(&kafka, &topic, &dead_letter_topic, store.clone());
+    let dead = read_dead_letters(&kafka, &dead_letter_topic, bad.len()).await;
+    let expected: BTreeMap<String, &str> = bad
+        .iter()
+        .map(|((key, _, _), reason)| (key.clone(), *reason))
+        .collect();
+    let got: BTreeMap<String, &str> = dead.iter().map(|(k, r)| (k.clone(), r.as_str())).collect();
+    assert_eq!(got, expected, "each bad message with its reason");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let offsets = store.load_offsets(&topic, &topic).await.unwrap();
+        if offsets.values().sum::<i64>() as usize == messages.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "offsets stalled at {offsets:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.cancel();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oplog_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored as usize, GOOD,
+        "every good event is stored, no bad one"
+    );
+    for i in [0, 1, 19, 20, 21, GOOD - 1] {
+        let id = format!("good-{i:04}");
+        assert!(
+            store.get_event(&id).await.unwrap().is_some(),
+            "{id} is stored"
+        );
+    }
+}
+
+fn start_consumer(
+    kafka: &KafkaSettings,
+    topic: &str,
+    dead_letter_topic: &str,
+    store: Arc<dyn Store>,
+) -> CancellationToken {
+    let mut config = Config::default();
+    config.kafka.topic = topic.to_owned();
+    config.consumer.group_id = topic.to_owned();
+    config.consumer.dead_letter_topic = Some(dead_letter_topic.to_owned());
+    config.consumer.max_batch_wait_ms = 200;
+    config.consumer.max_event_bytes = MAX_EVENT_BYTES;
+    config.consumer.retention_days = 30;
+    let settings = config.consumer.settings(&config.kafka);
+    let registry = prometheus::Registry::new();
+    let metrics = consumer::Metrics {
+        consumer: ConsumerMetrics::register(&registry).unwrap(),
+        ingest: IngestMetrics::register(&registry).unwrap(),
+    };
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    let kafka = kafka.clone();
+    tokio::spawn(async move {
+        consumer::run(
+            settings,
+            &kafka,
+            store,
+            metrics,
+            Arc::new(Readiness::default()),
+            stop,
+        )
+        .await
+        .expect("consumer runs");
+    });
+    token
+}
+
+/// Reads dead letters until `count` distinct keys are seen; returns (key, reason).
+async fn read_dead_letters(
+    kafka: &KafkaSettings,
+    topic: &str,
+    count: usize,
+) -> Vec<(String, String)> {
+    let reader: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", support::unique_name("oplog_poison_reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[topic]).unwrap();
+    let mut found: HashMap<String, String> = HashMap::new();
+    while found.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), reader.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {count} dead letters arrived: {found:?}",
+                    found.len()
+                )
+            })
+            .expect("read a dead letter");
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        let headers = message.headers().expect("dead letters have headers");
+        let reason = headers
+            .iter()
+            .find(|h| h.key == dead_letter::REASON_HEADER)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .expect("reason header");
+        let offset = headers
+            .iter()
+            .find(|h| h.key == dead_letter::SOURCE_OFFSET_HEADER)
+            .and_then(|h| h.value);
+        assert!(offset.is_some(), "{key} has its source offset");
+        found.insert(key, reason);
+    }
+    found.into_iter().collect()
+}
