@@ -299,3 +299,101 @@ pub async fn wait_for_events(client: &mut QueryClient, expected: usize) -> Vec<O
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// An `oplog consume` process of the binary under test.
+pub struct ConsumerProcess {
+    child: std::process::Child,
+}
+
+impl ConsumerProcess {
+    /// Starts `oplog --config <config> consume`, logging to `log`.
+    pub fn start(config: &std::path::Path, log: &std::path::Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the consumer log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_oplog"))
+            .arg("--config")
+            .arg(config)
+            .arg("consume")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start oplog consume");
+        Self { child }
+    }
+
+    /// Process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap the consumer");
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for a clean exit.
+    pub fn terminate(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("send SIGTERM");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the consumer") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("oplog consume did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resident memory now and at its peak, in KiB, from /proc.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for ConsumerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a consumer config file for `topic` into `dir` and returns its path.
+pub fn consumer_config(
+    dir: &std::path::Path,
+    mysql_url: &str,
+    brokers: &str,
+    topic: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{topic}.toml"));
+    let text = format!(
+        "[log]\nfilter = \"info\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+         [mysql]\nurl = \"{mysql_url}\"\n\n\
+         [kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n\n\
+         [consumer]\ngroup_id = \"{topic}\"\nmax_batch_wait_ms = 100\n\
+         session_timeout_ms = 6000\nstatistics_interval_ms = 1000\n{extra}\n"
+    );
+    std::fs::write(&path, text).expect("write the consumer config");
+    path
+}

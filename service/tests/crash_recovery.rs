@@ -1,0 +1,220 @@
+//! `kill -9` of `oplog consume` at random moments while a stream of 200,000 events
+//! (with some bad ones) flows: afterwards, per partition, stored rows plus dead-lettered
+//! messages equal the messages produced, and no event is stored twice.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use oplog::consumer::dead_letter;
+use oplog::kafka::{self, KafkaSettings};
+use oplog::store::Store;
+use prost::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+use support::{event, ConsumerProcess, MIDNIGHT_2026_US};
+
+const PARTITIONS: i32 = 3;
+const EVENTS: usize = 200_000;
+const KILLS: usize = 10;
+/// One message in this many is undecodable and must be dead-lettered.
+const BAD_EVERY: usize = 997;
+
+/// A small deterministic generator (xorshift64*) for the kill delays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// Publishes the stream in chunks, so that it is still flowing while consumers die.
+async fn produce(kafka: KafkaSettings, topic: String) -> HashMap<i32, usize> {
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("linger.ms", "20")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let mut produced = HashMap::new();
+    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(20_000) {
+        let mut deliveries = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let partition = (i % PARTITIONS as usize) as i32;
+            *produced.entry(partition).or_insert(0) += 1;
+            let (key, payload) = if i % BAD_EVERY == BAD_EVERY - 1 {
+                (format!("bad-p{partition}-{i:07}"), vec![0xff, 0xfe, 0xfd])
+            } else {
+                let id = format!("crash-p{partition}-{i:07}");
+                let payload = event(&id, MIDNIGHT_2026_US + i as i64).encode_to_vec();
+                (id, payload)
+            };
+            let record = FutureRecord::to(&topic)
+                .partition(partition)
+                .key(&key)
+                .payload(&payload);
+            deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        }
+        for delivery in deliveries {
+            delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    produced
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_nine_loses_and_duplicates_nothing() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let kafka = KafkaSettings {
+        brokers: brokers.clone(),
+        properties: Default::default(),
+    };
+    let topic = support::unique_name("oplog_crash");
+    let dead_letter_topic = format!("{topic}.dead-letter");
+    kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
+        .await
+        .unwrap();
+    kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
+        .await
+        .unwrap();
+    let store = support::migrated_mysql_store(&mysql_url).await;
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (prefix, _) = mysql_url.rsplit_once('/').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::consumer_config(
+        dir.path(),
+        &format!("{prefix}/{database}"),
+        &brokers,
+        &topic,
+        "max_batch_events = 1000",
+    );
+    let log = dir.path().join("consumer.log");
+
+    let producing = tokio::spawn(produce(kafka.clone(), topic.clone()));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill delays seeded with {seed}");
+    let mut rng = Rng(seed);
+    for kill in 0..KILLS {
+        let consumer = ConsumerProcess::start(&config, &log);
+        // Up to 4 s: some kills land during the rebalance after the restart, others
+        // mid-batch or right after a commit.
+        let delay = Duration::from_millis(200 + rng.below(3_800));
+        tokio::time::sleep(delay).await;
+        eprintln!("kill {} of {KILLS} after {delay:?}", kill + 1);
+        consumer.kill();
+    }
+    let produced = producing.await.unwrap();
+    let total: usize = produced.values().sum();
+
+    let consumer = ConsumerProcess::start(&config, &log);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let offsets = store.load_offsets(&topic, &topic).await.unwrap();
+        if offsets.values().sum::<i64>() as usize == total {
+            break;
+        }
+        let log_tail = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "stored offsets {offsets:?} did not reach {total}; consumer log ends with:\n{}",
+            &log_tail[log_tail.len().saturating_sub(3000)..]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = consumer.terminate(Duration::from_secs(30));
+    assert!(status.success(), "a clean exit on SIGTERM: {status}");
+
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(event_id, '-', 2), '-', -1) AS CHAR), \
+         COUNT(*), COUNT(DISTINCT event_id) FROM oplog_events GROUP BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let bad_per_partition = dead_letters(
+        &kafka,
+        &dead_letter_topic,
+        total - EVENTS + EVENTS / BAD_EVERY,
+    )
+    .await;
+    let mut duplicates = 0;
+    for partition in 0..PARTITIONS {
+        let (_, count, distinct) = rows
+            .iter()
+            .find(|(p, _, _)| *p == format!("p{partition}"))
+            .cloned()
+            .unwrap_or_default();
+        duplicates += count - distinct;
+        let dead = bad_per_partition.get(&partition).copied().unwrap_or(0);
+        assert_eq!(
+            count as usize + dead,
+            produced[&partition],
+            "partition {partition}: rows {count} + dead-lettered {dead}"
+        );
+        assert_eq!(count, distinct, "partition {partition} has no duplicate");
+    }
+    let stored: i64 = rows.iter().map(|(_, c, _)| c).sum();
+    let dead: usize = bad_per_partition.values().sum();
+    eprintln!(
+        "crash test: {total} messages produced, {KILLS} kills, {stored} rows, {dead} dead-lettered, {duplicates} duplicates"
+    );
+}
+
+/// Counts the distinct source offsets in the dead-letter topic per source partition.
+/// A message dead-lettered just before a crash is dead-lettered again after it, so the
+/// topic can hold a message twice; its source position tells the copies apart.
+async fn dead_letters(kafka: &KafkaSettings, topic: &str, expected: usize) -> HashMap<i32, usize> {
+    let reader: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", support::unique_name("oplog_crash_reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&[topic]).unwrap();
+    let mut seen: HashSet<(i32, i64)> = HashSet::new();
+    while seen.len() < expected {
+        let message = match tokio::time::timeout(Duration::from_secs(20), reader.recv()).await {
+            Ok(message) => message.unwrap(),
+            Err(_) => break,
+        };
+        let headers = message.headers().expect("dead letters have headers");
+        let header = |name: &str| -> String {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("source header")
+        };
+        let partition: i32 = header(dead_letter::SOURCE_PARTITION_HEADER)
+            .parse()
+            .unwrap();
+        let offset: i64 = header(dead_letter::SOURCE_OFFSET_HEADER).parse().unwrap();
+        seen.insert((partition, offset));
+    }
+    let mut per_partition = HashMap::new();
+    for (partition, _) in seen {
+        *per_partition.entry(partition).or_insert(0) += 1;
+    }
+    per_partition
+}
