@@ -5,17 +5,14 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oplog::consumer::dead_letter;
 use oplog::kafka::{self, KafkaSettings};
-use oplog::store::Store;
-use prost::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
-use support::{event, ConsumerProcess, MIDNIGHT_2026_US};
+use support::ConsumerProcess;
 
 const PARTITIONS: i32 = 3;
 const EVENTS: usize = 200_000;
@@ -33,41 +30,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
     }
-}
-
-/// Publishes the stream in chunks, so that it is still flowing while consumers die.
-async fn produce(kafka: KafkaSettings, topic: String) -> HashMap<i32, usize> {
-    let producer: FutureProducer = kafka
-        .client_config()
-        .set("linger.ms", "20")
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    let mut produced = HashMap::new();
-    for chunk in (0..EVENTS).collect::<Vec<_>>().chunks(20_000) {
-        let mut deliveries = Vec::with_capacity(chunk.len());
-        for &i in chunk {
-            let partition = (i % PARTITIONS as usize) as i32;
-            *produced.entry(partition).or_insert(0) += 1;
-            let (key, payload) = if i % BAD_EVERY == BAD_EVERY - 1 {
-                (format!("bad-p{partition}-{i:07}"), vec![0xff, 0xfe, 0xfd])
-            } else {
-                let id = format!("crash-p{partition}-{i:07}");
-                let payload = event(&id, MIDNIGHT_2026_US + i as i64).encode_to_vec();
-                (id, payload)
-            };
-            let record = FutureRecord::to(&topic)
-                .partition(partition)
-                .key(&key)
-                .payload(&payload);
-            deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-        }
-        for delivery in deliveries {
-            delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    produced
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -106,7 +68,13 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     );
     let log = dir.path().join("consumer.log");
 
-    let producing = tokio::spawn(produce(kafka.clone(), topic.clone()));
+    let producing = tokio::spawn(support::produce_stream(
+        kafka.clone(),
+        topic.clone(),
+        PARTITIONS,
+        EVENTS,
+        Some(BAD_EVERY),
+    ));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -127,30 +95,11 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     let total: usize = produced.values().sum();
 
     let consumer = ConsumerProcess::start(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let offsets = store.load_offsets(&topic, &topic).await.unwrap();
-        if offsets.values().sum::<i64>() as usize == total {
-            break;
-        }
-        let log_tail = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "stored offsets {offsets:?} did not reach {total}; consumer log ends with:\n{}",
-            &log_tail[log_tail.len().saturating_sub(3000)..]
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    support::wait_for_offsets(&store, &topic, total, Duration::from_secs(300), &log).await;
     let status = consumer.terminate(Duration::from_secs(30));
     assert!(status.success(), "a clean exit on SIGTERM: {status}");
 
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(event_id, '-', 2), '-', -1) AS CHAR), \
-         COUNT(*), COUNT(DISTINCT event_id) FROM oplog_events GROUP BY 1",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
+    let rows = support::rows_per_partition(store.pool()).await;
     let bad_per_partition = dead_letters(
         &kafka,
         &dead_letter_topic,
@@ -159,21 +108,17 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     .await;
     let mut duplicates = 0;
     for partition in 0..PARTITIONS {
-        let (_, count, distinct) = rows
-            .iter()
-            .find(|(p, _, _)| *p == format!("p{partition}"))
-            .cloned()
-            .unwrap_or_default();
+        let (count, distinct) = rows.get(&partition).copied().unwrap_or_default();
         duplicates += count - distinct;
         let dead = bad_per_partition.get(&partition).copied().unwrap_or(0);
         assert_eq!(
-            count as usize + dead,
+            count + dead,
             produced[&partition],
             "partition {partition}: rows {count} + dead-lettered {dead}"
         );
         assert_eq!(count, distinct, "partition {partition} has no duplicate");
     }
-    let stored: i64 = rows.iter().map(|(_, c, _)| c).sum();
+    let stored: usize = rows.values().map(|(count, _)| count).sum();
     let dead: usize = bad_per_partition.values().sum();
     eprintln!(
         "crash test: {total} messages produced, {KILLS} kills, {stored} rows, {dead} dead-lettered, {duplicates} duplicates"

@@ -397,3 +397,108 @@ pub fn consumer_config(
     std::fs::write(&path, text).expect("write the consumer config");
     path
 }
+
+/// Publishes `events` messages to `partitions` partitions in chunks of 20,000 with a
+/// pause between them, so that the stream is still flowing while a test disturbs the
+/// consumers. Message `i` goes to partition `i % partitions` with the event id
+/// `crash-p<partition>-<i>`; with `bad_every = Some(n)`, every n-th message is
+/// undecodable instead. Returns the messages per partition.
+pub async fn produce_stream(
+    kafka: oplog::kafka::KafkaSettings,
+    topic: String,
+    partitions: i32,
+    events: usize,
+    bad_every: Option<usize>,
+) -> std::collections::HashMap<i32, usize> {
+    use prost::Message as _;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("linger.ms", "20")
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("producer");
+    let mut produced = std::collections::HashMap::new();
+    for chunk in (0..events).collect::<Vec<_>>().chunks(20_000) {
+        let mut deliveries = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let partition = (i % partitions as usize) as i32;
+            *produced.entry(partition).or_insert(0) += 1;
+            let bad = bad_every.is_some_and(|n| i % n == n - 1);
+            let (key, payload) = if bad {
+                (format!("bad-p{partition}-{i:07}"), vec![0xff, 0xfe, 0xfd])
+            } else {
+                let id = format!("crash-p{partition}-{i:07}");
+                let payload = event(&id, MIDNIGHT_2026_US + i as i64).encode_to_vec();
+                (id, payload)
+            };
+            let record = FutureRecord::to(&topic)
+                .partition(partition)
+                .key(&key)
+                .payload(&payload);
+            let delivery = producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("queue the message");
+            deliveries.push(delivery);
+        }
+        for delivery in deliveries {
+            delivery
+                .await
+                .expect("delivery result")
+                .map_err(|(e, _)| e)
+                .expect("the broker acknowledges the message");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    produced
+}
+
+/// Stored rows and distinct event ids per partition, for ids `crash-p<partition>-…`.
+pub async fn rows_per_partition(
+    pool: &sqlx::MySqlPool,
+) -> std::collections::HashMap<i32, (usize, usize)> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(event_id, '-', 2), '-', -1) AS CHAR), \
+         COUNT(*), COUNT(DISTINCT event_id) FROM oplog_events GROUP BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("count rows per partition");
+    rows.into_iter()
+        .filter_map(|(p, count, distinct)| {
+            let partition = p.strip_prefix('p')?.parse().ok()?;
+            Some((partition, (count as usize, distinct as usize)))
+        })
+        .collect()
+}
+
+/// Waits until the stored offsets of `topic` (group named like the topic) add up to
+/// `total`, failing with the tail of `log` after `timeout`.
+pub async fn wait_for_offsets(
+    store: &MySqlStore,
+    topic: &str,
+    total: usize,
+    timeout: Duration,
+    log: &std::path::Path,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let offsets = store
+            .load_offsets(topic, topic)
+            .await
+            .expect("load offsets");
+        if offsets.values().sum::<i64>() as usize == total {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let log_tail = std::fs::read_to_string(log).unwrap_or_default();
+            panic!(
+                "stored offsets {offsets:?} did not reach {total}; the consumer log ends with:\n{}",
+                &log_tail[log_tail.len().saturating_sub(3000)..]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

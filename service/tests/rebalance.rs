@@ -1,0 +1,86 @@
+//! Consumers joining and leaving the group mid-stream: one consumer, then three, then
+//! one again, with the two that leave stopped by SIGTERM. Every event is stored once.
+
+mod support;
+
+use std::time::Duration;
+
+use oplog::kafka::{self, KafkaSettings};
+use support::ConsumerProcess;
+
+const PARTITIONS: i32 = 6;
+const EVENTS: usize = 120_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn joining_and_leaving_keeps_every_event_once() {
+    let (Some(brokers), Some(mysql_url)) = (
+        support::service_var(support::KAFKA_BROKERS_VAR),
+        support::service_var(support::MYSQL_URL_VAR),
+    ) else {
+        return;
+    };
+    let kafka = KafkaSettings {
+        brokers: brokers.clone(),
+        properties: Default::default(),
+    };
+    let topic = support::unique_name("oplog_rebalance");
+    kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
+        .await
+        .unwrap();
+    kafka::ensure_topic(&kafka, &format!("{topic}.dead-letter"), 1, 1)
+        .await
+        .unwrap();
+    let store = support::migrated_mysql_store(&mysql_url).await;
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (prefix, _) = mysql_url.rsplit_once('/').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::consumer_config(
+        dir.path(),
+        &format!("{prefix}/{database}"),
+        &brokers,
+        &topic,
+        "max_batch_events = 500",
+    );
+    let log = dir.path().join("consumer.log");
+
+    let producing = tokio::spawn(support::produce_stream(
+        kafka.clone(),
+        topic.clone(),
+        PARTITIONS,
+        EVENTS,
+        None,
+    ));
+    let first = ConsumerProcess::start(&config, &log);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let joiners = [
+        ConsumerProcess::start(&config, &log),
+        ConsumerProcess::start(&config, &log),
+    ];
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for joiner in joiners {
+        let status = joiner.terminate(Duration::from_secs(30));
+        assert!(
+            status.success(),
+            "a leaving consumer exits cleanly: {status}"
+        );
+    }
+    let produced = producing.await.unwrap();
+    support::wait_for_offsets(&store, &topic, EVENTS, Duration::from_secs(300), &log).await;
+    let status = first.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+
+    let rows = support::rows_per_partition(store.pool()).await;
+    for partition in 0..PARTITIONS {
+        let (count, distinct) = rows.get(&partition).copied().unwrap_or_default();
+        assert_eq!(
+            count, produced[&partition],
+            "partition {partition}: every event stored"
+        );
+        assert_eq!(count, distinct, "partition {partition}: no duplicate");
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("partition revoked"), "the group rebalanced");
+}
