@@ -65,6 +65,7 @@ async fn kill_nine_loses_and_duplicates_nothing() {
         &brokers,
         &topic,
         "max_batch_events = 1000",
+        "",
     );
     let log = dir.path().join("consumer.log");
 

@@ -43,6 +43,7 @@ async fn joining_and_leaving_keeps_every_event_once() {
         &brokers,
         &topic,
         "max_batch_events = 500",
+        "",
     );
     let log = dir.path().join("consumer.log");
 

@@ -378,18 +378,20 @@ impl Drop for ConsumerProcess {
     }
 }
 
-/// Writes a consumer config file for `topic` into `dir` and returns its path.
+/// Writes a consumer config file for `topic` into `dir` and returns its path. `extra`
+/// lines go into the `[consumer]` table, `mysql_extra` lines into `[mysql]`.
 pub fn consumer_config(
     dir: &std::path::Path,
     mysql_url: &str,
     brokers: &str,
     topic: &str,
     extra: &str,
+    mysql_extra: &str,
 ) -> std::path::PathBuf {
     let path = dir.join(format!("{topic}.toml"));
     let text = format!(
         "[log]\nfilter = \"info\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
-         [mysql]\nurl = \"{mysql_url}\"\n\n\
+         [mysql]\nurl = \"{mysql_url}\"\n{mysql_extra}\n\n\
          [kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n\n\
          [consumer]\ngroup_id = \"{topic}\"\nmax_batch_wait_ms = 100\n\
          session_timeout_ms = 6000\nstatistics_interval_ms = 1000\n{extra}\n"
@@ -501,4 +503,150 @@ pub async fn wait_for_offsets(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A MariaDB server of the test's own, on a free loopback port, so that a test can stop
+/// and restart it without disturbing other tests.
+pub struct PrivateMariaDb {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+use std::path::PathBuf;
+
+fn find_binary(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs = path
+        .split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin"].map(PathBuf::from));
+    dirs.flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+impl PrivateMariaDb {
+    /// Initializes a data directory and starts the server. Returns `None` (and says so)
+    /// when MariaDB is not installed; fails under `CI=true`.
+    pub async fn start() -> Option<Self> {
+        let binaries = (
+            find_binary(&["mariadbd", "mysqld"]),
+            find_binary(&["mariadb-install-db", "mysql_install_db"]),
+        );
+        let (Some(server), Some(install_db)) = binaries else {
+            let message = "mariadbd or mariadb-install-db is not installed; run scripts/services.sh start, which installs them";
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{message}");
+            }
+            eprintln!("SKIPPED: {message}");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut install = std::process::Command::new(install_db);
+        install.args([
+            "--no-defaults",
+            &format!("--datadir={}", dir.path().join("data").display()),
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+        ]);
+        if is_root() {
+            install.arg("--user=root");
+        }
+        let output = install.output().expect("run mariadb-install-db");
+        assert!(
+            output.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut db = Self {
+            dir,
+            port,
+            server,
+            child: None,
+        };
+        db.launch().await;
+        let root = format!("mysql://root@127.0.0.1:{port}/mysql");
+        let mut conn = sqlx::MySqlConnection::connect(&root)
+            .await
+            .expect("connect as root");
+        sqlx::raw_sql("CREATE DATABASE oplog CHARACTER SET utf8mb4")
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        Some(db)
+    }
+
+    /// URL of the `oplog` database as root.
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/oplog", self.port)
+    }
+
+    async fn launch(&mut self) {
+        let dir = self.dir.path();
+        let mut command = std::process::Command::new(&self.server);
+        command.args([
+            "--no-defaults".to_owned(),
+            format!("--datadir={}", dir.join("data").display()),
+            "--bind-address=127.0.0.1".to_owned(),
+            format!("--port={}", self.port),
+            format!("--socket={}", dir.join("mysql.sock").display()),
+            format!("--pid-file={}", dir.join("mysql.pid").display()),
+            format!("--log-error={}", dir.join("error.log").display()),
+            "--innodb-buffer-pool-size=128M".to_owned(),
+            "--character-set-server=utf8mb4".to_owned(),
+            "--collation-server=utf8mb4_general_ci".to_owned(),
+        ]);
+        if is_root() {
+            command.arg("--user=root");
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        let url = format!("mysql://root@127.0.0.1:{}/mysql", self.port);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sqlx::MySqlConnection::connect(&url).await.is_err() {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private MariaDB did not start; its log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the server with SIGKILL, as a crash or a lost host would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL mariadbd");
+            child.wait().expect("reap mariadbd");
+        }
+    }
+
+    /// Starts the server again on the same data and port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
