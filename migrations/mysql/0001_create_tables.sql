@@ -28,6 +28,9 @@ CREATE TABLE IF NOT EXISTS oplog_events (
     span_id CHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT '',
     request_id VARCHAR(128) COLLATE utf8mb4_bin NOT NULL DEFAULT '',
     schema_version SMALLINT NOT NULL DEFAULT 1,
+    -- First 16 bytes of the SHA-256 of the event's content, which tells a redelivery
+    -- (same hash) from a different event reusing the id and time.
+    content_hash BINARY(16) NOT NULL,
     PRIMARY KEY (occurred_at, event_id),
     -- One index per documented filter, each ending in occurred_at so that the time
     -- range and the newest-first order are read from the index; InnoDB appends the

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS oplog_events (
     span_id TEXT NOT NULL DEFAULT '',
     request_id TEXT NOT NULL DEFAULT '',
     schema_version INTEGER NOT NULL DEFAULT 1,
+    content_hash BLOB NOT NULL,
     PRIMARY KEY (occurred_at, event_id)
 ) WITHOUT ROWID;
 

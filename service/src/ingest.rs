@@ -10,7 +10,7 @@ use crate::event::EventRecord;
 use crate::kafka::EventProducer;
 use crate::proto::oplog_ingest_server::OplogIngest;
 use crate::proto::{AppendRequest, AppendResponse, OperationEvent};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::telemetry::metrics::IngestMetrics;
 
 /// Most invalid events an Append error lists; the count of the rest follows.
@@ -34,14 +34,25 @@ pub struct StoreSink(pub Arc<dyn Store>);
 impl EventSink for StoreSink {
     async fn accept(
         &self,
-        _events: &[OperationEvent],
+        events: &[OperationEvent],
         records: &[EventRecord],
     ) -> Result<(), Status> {
-        self.0
-            .write_batch(records, &[])
-            .await
-            .map(|_| ())
-            .map_err(crate::query::internal)
+        match self.0.write_batch(records, &[]).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::IdReused { indexes }) => {
+                let listed: Vec<String> = indexes
+                    .iter()
+                    .take(MAX_LISTED_ERRORS)
+                    .map(|&i| format!("events[{i}] ({:?})", events[i].event_id))
+                    .collect();
+                Err(Status::already_exists(format!(
+                    "{} events reuse the event_id and occurred_at of a different stored event, so none was accepted: {}; give each event its own id",
+                    indexes.len(),
+                    listed.join(", ")
+                )))
+            }
+            Err(e) => Err(crate::query::internal(e)),
+        }
     }
 }
 

@@ -150,9 +150,11 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
     // Bad messages spread among the good ones, so they share batches.
     let bad = bad_messages();
     let mut messages: Vec<Raw> = Vec::new();
-    for i in 0..GOOD {
-        let id = format!("good-{i:04}");
-        messages.push((id.clone(), recent_event(&id).encode_to_vec(), None));
+    let good: Vec<OperationEvent> = (0..GOOD)
+        .map(|i| recent_event(&format!("good-{i:04}")))
+        .collect();
+    for (i, event) in good.iter().enumerate() {
+        messages.push((event.event_id.clone(), event.encode_to_vec(), None));
         if i % 20 == 0 {
             if let Some((raw, _)) = bad.get(i / 20) {
                 messages.push(raw.clone());
@@ -164,6 +166,12 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
         GOOD + bad.len(),
         "every bad message is published"
     );
+    // A redelivery of a stored event is stored once and is not dead-lettered; a
+    // different event with the same time and id is dead-lettered.
+    messages.push((good[7].event_id.clone(), good[7].encode_to_vec(), None));
+    let mut reused = good[5].clone();
+    reused.action = "order.other".into();
+    messages.push(("bad-reused".into(), reused.encode_to_vec(), None));
     let producer: FutureProducer = kafka.client_config().create().unwrap();
     for (key, value, content_type) in &messages {
         let mut record = FutureRecord::to(&topic)
@@ -182,11 +190,12 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
     }
 
     let stop = start_consumer(&kafka, &topic, &dead_letter_topic, store.clone());
-    let dead = read_dead_letters(&kafka, &dead_letter_topic, bad.len()).await;
-    let expected: BTreeMap<String, &str> = bad
+    let dead = read_dead_letters(&kafka, &dead_letter_topic, bad.len() + 1).await;
+    let mut expected: BTreeMap<String, &str> = bad
         .iter()
         .map(|((key, _, _), reason)| (key.clone(), *reason))
         .collect();
+    expected.insert("bad-reused".into(), "event_id_reused");
     let got: BTreeMap<String, &str> = dead.iter().map(|(k, r)| (k.clone(), r.as_str())).collect();
     assert_eq!(got, expected, "each bad message with its reason");
 

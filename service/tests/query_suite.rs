@@ -95,6 +95,40 @@ async fn run_suite(store: Arc<dyn Store>) {
     trace_is_oldest_first(&mut client).await;
     invalid_append_stores_nothing(&mut ingest, &mut client).await;
     redelivery_is_stored_once(&mut ingest, &mut client).await;
+    reused_id_is_rejected(&mut ingest, &mut client).await;
+}
+
+async fn reused_id_is_rejected(
+    ingest: &mut oplog::proto::oplog_ingest_client::OplogIngestClient<tonic::transport::Channel>,
+    client: &mut QueryClient,
+) {
+    let mut other = event("m-0", MIDNIGHT_2026_US);
+    other.action = "order.cancel".into();
+    let status = ingest
+        .append(AppendRequest {
+            events: vec![other],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists, "{}", status.message());
+    assert!(
+        status.message().contains("events[0]"),
+        "{}",
+        status.message()
+    );
+    let stored = client
+        .get_event(GetEventRequest {
+            event_id: "m-0".into(),
+        })
+        .await
+        .expect("GetEvent")
+        .into_inner()
+        .event
+        .expect("event");
+    assert_eq!(
+        stored.action, "order.refund",
+        "the stored event is not overwritten"
+    );
 }
 
 fn ids(events: &[OperationEvent]) -> Vec<&str> {

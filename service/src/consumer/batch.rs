@@ -122,6 +122,20 @@ impl Flush {
     }
 }
 
+impl Flush {
+    /// Removes the events at `indexes`, keeping the offsets.
+    pub fn remove(&mut self, indexes: &[usize]) {
+        let mut sorted = indexes.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for &index in sorted.iter().rev() {
+            self.records.remove(index);
+            self.sources.remove(index);
+        }
+        self.bytes = byte_count(&self.records, &self.sources);
+    }
+}
+
 fn byte_count(records: &[EventRecord], sources: &[SourceMessage]) -> usize {
     records.iter().map(EventRecord::encoded_len).sum::<usize>()
         + sources.iter().map(SourceMessage::len).sum::<usize>()

@@ -50,6 +50,15 @@ pub enum Rejection {
         /// The retention in days.
         retention_days: u32,
     },
+    /// A different event with the same time and id is already stored; the stored one
+    /// is kept as it is.
+    #[error("a different event with event_id {event_id:?} and occurred_at {occurred_at} is already stored; give each event its own id")]
+    EventIdReused {
+        /// The reused id.
+        event_id: String,
+        /// The shared time, RFC 3339.
+        occurred_at: String,
+    },
     /// The database rejected the row, for a reason the validation does not cover.
     #[error("the database rejected the row: {0}")]
     RejectedByDatabase(String),
@@ -78,6 +87,7 @@ impl Rejection {
             Self::Invalid(_) => "invalid_event",
             Self::TooFarInFuture { .. } => "too_far_in_future",
             Self::OlderThanRetention { .. } => "older_than_retention",
+            Self::EventIdReused { .. } => "event_id_reused",
             Self::RejectedByDatabase(_) => "rejected_by_database",
         }
     }

@@ -255,6 +255,7 @@ impl<'a> Worker<'a> {
             self.metrics.ingest.flush_errors.inc();
             match error {
                 StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
+                StoreError::IdReused { indexes } => self.reused(&mut flush, &indexes).await,
                 error if error.is_transient() => {
                     self.schedule_retry(flush, &error);
                     return;
@@ -298,6 +299,22 @@ impl<'a> Worker<'a> {
         self.retry_at = Some(Instant::now() + self.backoff);
         self.backoff = (self.backoff * 2).min(self.settings.max_retry_backoff);
         self.pending = Some(flush);
+    }
+
+    /// Dead-letters events that reuse the time and id of a different stored event, so
+    /// that the stored one is never overwritten and the rest of the batch goes on.
+    async fn reused(&self, flush: &mut Flush, indexes: &[usize]) {
+        for &index in indexes {
+            let record = &flush.records[index];
+            let rejection = Rejection::EventIdReused {
+                event_id: record.event_id.clone(),
+                occurred_at: record
+                    .occurred_at()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            };
+            self.dead_letter(&flush.sources[index], &rejection).await;
+        }
+        flush.remove(indexes);
     }
 
     /// Gives up a partition whose claim another consumer took over.

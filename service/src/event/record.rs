@@ -231,6 +231,20 @@ impl EventRecord {
             + self.changes_json.len()
     }
 
+    /// Hashes the stored content: the first 16 bytes of the SHA-256 of the event's
+    /// protobuf encoding. Equal for a redelivery, different for another event that
+    /// reuses the id.
+    pub fn content_hash(&self) -> [u8; 16] {
+        use prost::Message as _;
+        use sha2::{Digest, Sha256};
+
+        let encoded = self.clone().into_event().encode_to_vec();
+        let digest = Sha256::digest(encoded);
+        let mut hash = [0; 16];
+        hash.copy_from_slice(&digest[..16]);
+        hash
+    }
+
     /// The event time as a UTC date-time.
     pub fn occurred_at(&self) -> DateTime<Utc> {
         datetime_from_us(self.occurred_at_us)

@@ -66,14 +66,29 @@ where
     let mut tx = pool.begin().await?;
     let mut statements = 0;
     let max_rows = D::MAX_PLACEHOLDERS / sql::EVENT_COLUMNS.len();
+    let hashes: Vec<[u8; 16]> = events.iter().map(EventRecord::content_hash).collect();
+    let mut start = 0;
     for chunk in row::chunks(events, max_rows, max_statement_bytes) {
+        let chunk_hashes = &hashes[start..start + chunk.len()];
+        let reused = find_reused::<D>(&mut tx, chunk, chunk_hashes).await?;
+        statements += 1;
+        if !reused.is_empty() {
+            // Dropping the transaction rolls it back: none of the batch is stored.
+            return Err(StoreError::IdReused {
+                indexes: reused.into_iter().map(|i| start + i).collect(),
+            });
+        }
+
         let events_sql = sql::insert(
             "oplog_events",
             &sql::EVENT_COLUMNS,
             chunk.len(),
             D::ON_CONFLICT,
         );
-        let values = chunk.iter().flat_map(row::event_values);
+        let values = chunk
+            .iter()
+            .zip(chunk_hashes)
+            .flat_map(|(record, hash)| row::event_values(record, hash));
         bind_all::<D>(&events_sql, values)
             .persistent(false)
             .execute(&mut *tx)
@@ -91,6 +106,7 @@ where
             .execute(&mut *tx)
             .await?;
         statements += 2;
+        start += chunk.len();
     }
     for offset in offsets {
         let values = [
@@ -233,4 +249,51 @@ impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
     fn rows_affected(&self) -> u64 {
         sqlx::sqlite::SqliteQueryResult::rows_affected(self)
     }
+}
+
+/// Returns the indexes in `chunk` of events whose (time, id) is already stored, or
+/// earlier in the chunk, with different content.
+async fn find_reused<D: Dialect>(
+    tx: &mut sqlx::Transaction<'_, D::Db>,
+    chunk: &[EventRecord],
+    hashes: &[[u8; 16]],
+) -> Result<Vec<usize>, StoreError>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+{
+    let (Some(first), Some(last)) = (
+        chunk.iter().map(|r| r.occurred_at_us).min(),
+        chunk.iter().map(|r| r.occurred_at_us).max(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut ids: Vec<&str> = chunk.iter().map(|r| r.event_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = sql::existing_hashes(ids.len());
+    let values = [Value::Time(first), Value::Time(last)]
+        .into_iter()
+        .chain(ids.iter().map(|id| Value::Text(id)));
+    let rows = bind_all::<D>(&sql, values)
+        .persistent(false)
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut known: HashMap<(i64, String), Vec<u8>> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let reader = D::reader(row);
+        known.insert((reader.time_us(0)?, reader.text(1)?), reader.bytes(2)?);
+    }
+    let mut reused = Vec::new();
+    for (index, (record, hash)) in chunk.iter().zip(hashes).enumerate() {
+        let key = (record.occurred_at_us, record.event_id.clone());
+        match known.get(&key) {
+            Some(stored) if stored.as_slice() != hash.as_slice() => reused.push(index),
+            Some(_) => {}
+            None => {
+                known.insert(key, hash.to_vec());
+            }
+        }
+    }
+    Ok(reused)
 }

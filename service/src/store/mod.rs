@@ -46,6 +46,13 @@ pub enum StoreError {
         /// Partition number.
         partition: i32,
     },
+    /// Events reuse the (time, id) of stored events with different content; nothing of
+    /// the batch was stored.
+    #[error("{} events reuse the time and id of a different stored event", indexes.len())]
+    IdReused {
+        /// Indexes of those events in the batch.
+        indexes: Vec<usize>,
+    },
     /// A write did not finish within the configured time.
     #[error("the database did not finish the write within {0:?}")]
     Timeout(std::time::Duration),
@@ -73,9 +80,11 @@ impl StoreError {
         match self {
             Self::Timeout(_) => true,
             Self::Database(e) => is_transient_sqlx(e),
-            Self::Migrate(_) | Self::CorruptRow { .. } | Self::Config(_) | Self::Fenced { .. } => {
-                false
-            }
+            Self::Migrate(_)
+            | Self::CorruptRow { .. }
+            | Self::Config(_)
+            | Self::Fenced { .. }
+            | Self::IdReused { .. } => false,
         }
     }
 }

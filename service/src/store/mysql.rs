@@ -137,6 +137,7 @@ impl Dialect for MySqlDialect {
     ) -> sqlx::query::Query<'q, MySql, MySqlArguments> {
         match value {
             Value::Text(s) => query.bind(s),
+            Value::Bytes(b) => query.bind(b),
             Value::Int(i) => query.bind(i),
             Value::Time(us) => query.bind(datetime_from_us(us).naive_utc()),
         }
@@ -162,6 +163,10 @@ impl ColumnReader for Reader<'_> {
 
     fn small_int(&self, index: usize) -> Result<i32, sqlx::Error> {
         self.0.try_get::<i16, _>(index).map(i32::from)
+    }
+
+    fn bytes(&self, index: usize) -> Result<Vec<u8>, sqlx::Error> {
+        self.0.try_get(index)
     }
 
     fn time_us(&self, index: usize) -> Result<i64, sqlx::Error> {

@@ -6,13 +6,15 @@ use crate::event::EventRecord;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Value<'a> {
     Text(&'a str),
+    Bytes(&'a [u8]),
     Int(i64),
     Time(i64),
 }
 
-/// Values of the events table's columns, in `sql::EVENT_COLUMNS` order.
-pub(crate) fn event_values(r: &EventRecord) -> [Value<'_>; 18] {
-    use Value::{Int, Text, Time};
+/// Values of the events table's columns, in `sql::EVENT_COLUMNS` order; `hash` is the
+/// record's content hash.
+pub(crate) fn event_values<'a>(r: &'a EventRecord, hash: &'a [u8; 16]) -> [Value<'a>; 19] {
+    use Value::{Bytes, Int, Text, Time};
     [
         Time(r.occurred_at_us),
         Text(&r.event_id),
@@ -32,6 +34,7 @@ pub(crate) fn event_values(r: &EventRecord) -> [Value<'_>; 18] {
         Text(&r.span_id),
         Text(&r.request_id),
         Int(r.schema_version.into()),
+        Bytes(hash),
     ]
 }
 
@@ -59,6 +62,8 @@ pub(crate) trait ColumnReader {
     fn small_int(&self, index: usize) -> Result<i32, sqlx::Error>;
     /// Reads a time column as microseconds since the epoch.
     fn time_us(&self, index: usize) -> Result<i64, sqlx::Error>;
+    /// Reads a binary column.
+    fn bytes(&self, index: usize) -> Result<Vec<u8>, sqlx::Error>;
 }
 
 /// Decodes a row selected with the column list of `sql::SELECT_EVENT`.

@@ -26,7 +26,7 @@ pub struct Statement {
 }
 
 /// Columns of the events table, in insert order.
-pub const EVENT_COLUMNS: [&str; 18] = [
+pub const EVENT_COLUMNS: [&str; 19] = [
     "occurred_at",
     "event_id",
     "service",
@@ -45,6 +45,7 @@ pub const EVENT_COLUMNS: [&str; 18] = [
     "span_id",
     "request_id",
     "schema_version",
+    "content_hash",
 ];
 
 /// Columns of the details table, in insert order.
@@ -165,6 +166,17 @@ pub fn get_trace(trace_id: &str, limit: u32) -> Statement {
         ),
         params: vec![Param::Text(trace_id.to_owned())],
     }
+}
+
+/// The stored content hashes of the given ids within a time range, to tell a
+/// redelivery from a different event that reuses an id: `ids` placeholders follow the
+/// two times.
+pub fn existing_hashes(ids: usize) -> String {
+    format!(
+        "SELECT occurred_at, event_id, content_hash FROM oplog_events \
+         WHERE occurred_at >= ? AND occurred_at <= ? AND event_id IN ({})",
+        vec!["?"; ids].join(", ")
+    )
 }
 
 /// The stored offsets of one consumer group and topic.

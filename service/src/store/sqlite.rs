@@ -76,6 +76,7 @@ impl Dialect for SqliteDialect {
     ) -> sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>> {
         match value {
             Value::Text(s) => query.bind(s),
+            Value::Bytes(b) => query.bind(b),
             Value::Int(i) | Value::Time(i) => query.bind(i),
         }
     }
@@ -93,6 +94,10 @@ impl ColumnReader for Reader<'_> {
     }
 
     fn small_int(&self, index: usize) -> Result<i32, sqlx::Error> {
+        self.0.try_get(index)
+    }
+
+    fn bytes(&self, index: usize) -> Result<Vec<u8>, sqlx::Error> {
         self.0.try_get(index)
     }
 
