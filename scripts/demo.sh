@@ -12,7 +12,8 @@ endpoint="http://127.0.0.1:$grpc_port"
 
 echo "==> cargo build --bin oplog" >&2
 cargo build --quiet --bin oplog
-oplog=target/debug/oplog
+# cargo builds into CARGO_TARGET_DIR when it is set.
+oplog=${CARGO_TARGET_DIR:-target}/debug/oplog
 
 workdir=$(mktemp -d)
 server_pid=

@@ -18,12 +18,17 @@ echo "OPLOG_TEST_MYSQL_URL=$OPLOG_TEST_MYSQL_URL" >&2
 echo "OPLOG_TEST_KAFKA_BROKERS=$OPLOG_TEST_KAFKA_BROKERS" >&2
 
 step "drop the test databases of earlier runs"
-# Each integration test creates its own oplog_t_* database and leaves it for
-# inspection after a failure; the next run starts clean.
+# Each integration test creates a database oplog_t_<pid>_<n>, named after its
+# test process, and leaves it for inspection after a failure. Only databases
+# whose process has exited are dropped, so a concurrent run keeps its own.
 mysql_client=(mariadb --protocol=tcp -h 127.0.0.1 -P 33306 -u oplog -poplog -N -B)
 "${mysql_client[@]}" -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'oplog\\_t\\_%'" |
   while read -r database; do
-    "${mysql_client[@]}" -e "DROP DATABASE \`$database\`"
+    pid=${database#oplog_t_}
+    pid=${pid%%_*}
+    if [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then
+      "${mysql_client[@]}" -e "DROP DATABASE \`$database\`"
+    fi
   done
 
 step "cargo fmt --all -- --check"

@@ -211,8 +211,9 @@ pub struct ConsumerConfig {
     pub max_buffered_bytes: usize,
     /// Kilobytes librdkafka may prefetch per partition.
     pub fetch_queue_kbytes: usize,
-    /// Interval of the librdkafka statistics that feed the lag metric, in milliseconds.
-    pub statistics_interval_ms: u64,
+    /// Interval at which the lag metric is refreshed from the brokers' high
+    /// watermarks, in milliseconds.
+    pub lag_interval_ms: u64,
     /// Kafka session timeout, in milliseconds.
     pub session_timeout_ms: u64,
     /// First delay between retries of a failed write, in milliseconds.
@@ -236,7 +237,7 @@ impl Default for ConsumerConfig {
             retention_days: 0,
             max_buffered_bytes: 64 << 20,
             fetch_queue_kbytes: 16 << 10,
-            statistics_interval_ms: 5_000,
+            lag_interval_ms: 5_000,
             session_timeout_ms: 45_000,
             retry_backoff_ms: 100,
             max_retry_backoff_ms: 30_000,
@@ -267,7 +268,7 @@ impl ConsumerConfig {
             },
             max_buffered_bytes: self.max_buffered_bytes,
             fetch_queue_kbytes: self.fetch_queue_kbytes,
-            statistics_interval: Duration::from_millis(self.statistics_interval_ms),
+            lag_interval: Duration::from_millis(self.lag_interval_ms),
             session_timeout: Duration::from_millis(self.session_timeout_ms),
             retry_backoff: Duration::from_millis(self.retry_backoff_ms),
             max_retry_backoff: Duration::from_millis(self.max_retry_backoff_ms),
@@ -353,21 +354,44 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Loads `path`, or the defaults when `path` is `None`.
+    /// Loads `path` (or nothing when `None`) over the defaults, then applies the
+    /// environment variables `OPLOG__<SECTION>__<KEY>`, such as
+    /// `OPLOG__CONSUMER__SESSION_TIMEOUT_MS=6000`, which reach every key of the file.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        Self::load_with_env(path, std::env::vars())
     }
 
+    /// [`Config::load`] with the environment given explicitly.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let source = path.map_or_else(|| PathBuf::from("<defaults>"), Path::to_owned);
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            set_path(&mut table, &key.to_lowercase(), &value).map_err(|problem| {
+                ConfigError::Invalid(format!("environment variable {name}: {problem}"))
+            })?;
+        }
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Invalid(format!("{} and OPLOG__* variables: {e}", source.display()))
+        })
+    }
     /// Checks values that the types alone allow but that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
@@ -384,6 +408,7 @@ impl Config {
                 self.consumer.max_event_bytes as u64,
             ),
             ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
+            ("consumer.lag_interval_ms", self.consumer.lag_interval_ms),
             (
                 "query.default_page_size",
                 u64::from(self.query.default_page_size),
@@ -427,6 +452,34 @@ impl Config {
     }
 }
 
+/// Prefix of the environment variables that set any configuration key.
+const ENV_PREFIX: &str = "OPLOG__";
+
+/// Sets `section__key` (already lower-case) in `table`. The value is read as a TOML
+/// value when it parses as one (`6000`, `true`, `["a"]`), else as a string.
+fn set_path(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split("__").collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err("expected OPLOG__<SECTION>__<KEY>, such as OPLOG__MYSQL__URL".into());
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, sections) = parts.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for section in sections {
+        let entry = current
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{section} is a value, not a section"))?;
+    }
+    current.insert(last.to_string(), parsed);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,6 +506,39 @@ mod tests {
         let config = Config::default();
         let settings = config.consumer.settings(&config.kafka);
         assert_eq!(settings.dead_letter_topic, "oplog-events.dead-letter");
+    }
+
+    #[test]
+    fn environment_reaches_every_key() {
+        let env = [
+            (
+                "OPLOG__CONSUMER__SESSION_TIMEOUT_MS".to_owned(),
+                "6000".to_owned(),
+            ),
+            (
+                "OPLOG__MYSQL__URL".to_owned(),
+                "mysql://u:p@db:3306/x".to_owned(),
+            ),
+            (
+                "OPLOG__KAFKA__PROPERTIES__SECURITY.PROTOCOL".to_owned(),
+                "SSL".to_owned(),
+            ),
+            ("OPLOG_TEST_MYSQL_URL".to_owned(), "ignored".to_owned()),
+        ];
+        let config = Config::load_with_env(None, env).unwrap();
+        assert_eq!(config.consumer.session_timeout_ms, 6000);
+        assert_eq!(config.mysql.url, "mysql://u:p@db:3306/x");
+        assert_eq!(config.kafka.properties["security.protocol"], "SSL");
+    }
+
+    #[test]
+    fn unknown_environment_key_is_an_error() {
+        let env = [(
+            "OPLOG__CONSUMER__MAX_BATCH_EVENT".to_owned(),
+            "5".to_owned(),
+        )];
+        let err = Config::load_with_env(None, env).unwrap_err();
+        assert!(err.to_string().contains("max_batch_event"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub trait EventSink: Send + Sync + 'static {
         events: &[OperationEvent],
         records: &[EventRecord],
     ) -> Result<(), Status>;
+
+    /// True when accepting an event stores it, rather than publishing it.
+    fn stores_events(&self) -> bool {
+        false
+    }
 }
 
 /// Writes accepted events straight into a store.
@@ -53,6 +58,10 @@ impl EventSink for StoreSink {
             }
             Err(e) => Err(crate::query::internal(e)),
         }
+    }
+
+    fn stores_events(&self) -> bool {
+        true
     }
 }
 
@@ -116,6 +125,9 @@ impl OplogIngest for IngestService {
                 .inc_by(events.len() as u64);
         })?;
         self.sink.accept(&events, &records).await?;
+        if self.sink.stores_events() {
+            self.metrics.inserted.inc_by(events.len() as u64);
+        }
         Ok(Response::new(AppendResponse {
             accepted: events.len() as u32,
         }))

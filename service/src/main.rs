@@ -6,7 +6,7 @@ async fn main() -> std::process::ExitCode {
     match cli.run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", oplog::cli::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -70,7 +70,7 @@ impl Pipeline {
         config.consumer.dead_letter_topic = Some(self.dead_letter_topic.clone());
         config.consumer.max_batch_events = 100;
         config.consumer.max_batch_wait_ms = 200;
-        config.consumer.statistics_interval_ms = 200;
+        config.consumer.lag_interval_ms = 200;
         config.consumer.session_timeout_ms = 6_000;
         let settings = config.consumer.settings(&config.kafka);
         let registry = prometheus::Registry::new();

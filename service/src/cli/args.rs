@@ -1,6 +1,7 @@
-//! Command-line flags that override configuration values. Each flag also reads an
-//! environment variable, so `OPLOG_MYSQL_URL` sets what `--mysql-url` sets; a flag wins
-//! over its variable, and both win over the config file.
+//! Command-line flags that override configuration values. Each flag also reads the
+//! environment variable its help names, such as `OPLOG_MYSQL_URL` for `--mysql-url`.
+//! A flag wins over its variable, and both win over the config file and the
+//! `OPLOG__<SECTION>__<KEY>` variables.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +33,8 @@ impl ListenArgs {
 /// Connection to the MySQL store.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MySqlArgs {
-    /// MySQL URL, mysql://USER:PASSWORD@HOST:PORT/DATABASE [config: mysql.url].
+    /// MySQL URL, mysql://USER:PASSWORD@HOST:PORT/DATABASE; the database must exist
+    /// [config: mysql.url; default: mysql://oplog:oplog@127.0.0.1:3306/oplog].
     #[arg(
         long,
         env = "OPLOG_MYSQL_URL",

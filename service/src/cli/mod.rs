@@ -20,14 +20,32 @@ use args::{ConsumerArgs, KafkaArgs, ListenArgs, MySqlArgs, SqliteArgs};
 #[command(name = "oplog", version, propagate_version = true)]
 pub struct Cli {
     /// TOML configuration file; flags and OPLOG_* variables override its values.
-    #[arg(long, global = true, env = "OPLOG_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "OPLOG_CONFIG",
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     config: Option<PathBuf>,
     /// Log line format [config: log.format; default: text].
-    #[arg(long, global = true, env = "OPLOG_LOG_FORMAT", value_enum)]
+    #[arg(
+        long,
+        global = true,
+        env = "OPLOG_LOG_FORMAT",
+        value_enum,
+        help_heading = "Global options"
+    )]
     log_format: Option<LogFormat>,
     /// Log filter in RUST_LOG syntax, such as info or oplog=debug [config: log.filter;
     /// default: info].
-    #[arg(long, global = true, env = "OPLOG_LOG_FILTER", value_name = "FILTER")]
+    #[arg(
+        long,
+        global = true,
+        env = "OPLOG_LOG_FILTER",
+        value_name = "FILTER",
+        help_heading = "Global options"
+    )]
     log_filter: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -69,7 +87,8 @@ enum Command {
         kafka: KafkaArgs,
         #[command(flatten)]
         consumer: ConsumerArgs,
-        /// HTTP listen address of /metrics, /livez and /readyz [config: http.listen].
+        /// HTTP listen address of /metrics, /livez and /readyz [config: http.listen;
+        /// default: 127.0.0.1:9464].
         #[arg(long, env = "OPLOG_HTTP_LISTEN", value_name = "ADDR")]
         http_listen: Option<std::net::SocketAddr>,
     },
@@ -186,4 +205,38 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Formats an error with its causes, leaving out a cause whose text the message so far
+/// already contains (many errors repeat their source's text).
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_skips_repeated_causes() {
+        let inner = std::io::Error::other("connection refused");
+        let error = anyhow::Error::new(inner)
+            .context("database error: connection refused")
+            .context("failed to connect to MySQL");
+        assert_eq!(
+            error_chain(&error),
+            "failed to connect to MySQL: database error: connection refused"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The consumer's rebalance and statistics callbacks.
+//! The consumer's rebalance callback.
 //!
 //! On assignment the consumer claims each partition in the database and seeks it to the
 //! stored next offset, because the database, not Kafka, stores the committed position:
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::batch::Batch;
 use crate::store::Store;
@@ -191,34 +191,7 @@ impl OplogConsumerContext {
     }
 }
 
-impl ClientContext for OplogConsumerContext {
-    fn stats(&self, statistics: Statistics) {
-        let Some(topic) = statistics.topics.get(&self.topic) else {
-            return;
-        };
-        let states = self.shared.partitions();
-        for (&partition, state) in states.iter() {
-            let Some(stats) = topic.partitions.get(&partition) else {
-                continue;
-            };
-            // hi_offset is -1 until the first fetch response; report nothing until then.
-            if stats.hi_offset < 0 {
-                continue;
-            }
-            // Without a stored offset, everything still retained is lag; an empty
-            // partition has lo_offset == hi_offset and so a lag of 0.
-            let low = (stats.lo_offset >= 0).then_some(stats.lo_offset);
-            let Some(next) = state.next.or(low) else {
-                continue;
-            };
-            let lag = (stats.hi_offset - next).max(0);
-            self.metrics
-                .lag
-                .with_label_values(&[&self.topic, &partition.to_string()])
-                .set(lag);
-        }
-    }
-}
+impl ClientContext for OplogConsumerContext {}
 
 impl ConsumerContext for OplogConsumerContext {
     fn rebalance(

@@ -9,6 +9,7 @@ mod batch;
 mod context;
 pub mod dead_letter;
 pub mod decode;
+mod lag;
 mod worker;
 
 use std::sync::atomic::AtomicU64;
@@ -50,9 +51,8 @@ pub struct ConsumerSettings {
     /// Kilobytes librdkafka may prefetch per partition
     /// (`queued.max.messages.kbytes`).
     pub fetch_queue_kbytes: usize,
-    /// Interval of librdkafka statistics, which carry the high watermarks for the lag
-    /// metric.
-    pub statistics_interval: Duration,
+    /// Interval at which the lag metric is refreshed from the brokers' high watermarks.
+    pub lag_interval: Duration,
     /// Kafka session timeout of the group member.
     pub session_timeout: Duration,
     /// First delay between retries of a failed write; it doubles up to
@@ -113,10 +113,6 @@ pub async fn run(
             settings.session_timeout.as_millis().to_string(),
         )
         .set(
-            "statistics.interval.ms",
-            settings.statistics_interval.as_millis().to_string(),
-        )
-        .set(
             "queued.max.messages.kbytes",
             settings.fetch_queue_kbytes.to_string(),
         )
@@ -133,6 +129,22 @@ pub async fn run(
     );
     consumer.subscribe(&[&settings.topic])?;
     readiness.set_ready(COMPONENT);
+    let monitor = lag::LagMonitor {
+        client: Arc::new(
+            kafka
+                .client_config()
+                .set("group.id", format!("{}.lag-monitor", settings.group_id))
+                .create()?,
+        ),
+        topic: settings.topic.clone(),
+        dead_letter_topic: settings.dead_letter_topic.clone(),
+        shared: shared.clone(),
+        metrics: metrics.consumer.clone(),
+        readiness: readiness.clone(),
+        interval: settings.lag_interval,
+    };
+    let monitor_stop = shutdown.child_token();
+    let monitor_task = tokio::spawn(monitor.run(monitor_stop.clone()));
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consumer started");
 
     let mut worker = worker::Worker::new(
@@ -147,6 +159,8 @@ pub async fn run(
     );
     worker.consume().await;
     worker.finish().await;
+    monitor_stop.cancel();
+    let _ = monitor_task.await;
     consumer.unsubscribe();
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consumer stopped");
     Ok(())

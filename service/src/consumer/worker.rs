@@ -48,7 +48,14 @@ pub(crate) struct Worker<'a> {
     /// When unclaimed partitions are next claimed.
     claim_retry_at: Instant,
     claim_backoff: Duration,
+    /// When a Kafka client error was last logged, and how many were not logged since.
+    last_kafka_error_log: Option<Instant>,
+    suppressed_kafka_errors: u64,
 }
+
+/// Minimum interval between two log lines about Kafka client errors, which librdkafka
+/// reports many times a second while the brokers are unreachable.
+const KAFKA_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl<'a> Worker<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -78,6 +85,21 @@ impl<'a> Worker<'a> {
             last_commit: Instant::now(),
             claim_retry_at: Instant::now(),
             claim_backoff: settings.retry_backoff,
+            last_kafka_error_log: None,
+            suppressed_kafka_errors: 0,
+        }
+    }
+
+    fn kafka_error(&mut self, error: &rdkafka::error::KafkaError) {
+        let due = self
+            .last_kafka_error_log
+            .is_none_or(|at| at.elapsed() >= KAFKA_ERROR_LOG_INTERVAL);
+        if due {
+            tracing::warn!(error = %error, suppressed = self.suppressed_kafka_errors, "kafka consumer error");
+            self.last_kafka_error_log = Some(Instant::now());
+            self.suppressed_kafka_errors = 0;
+        } else {
+            self.suppressed_kafka_errors += 1;
         }
     }
 
@@ -99,7 +121,7 @@ impl<'a> Worker<'a> {
                             self.step().await;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "kafka consumer error"),
+                    Err(e) => self.kafka_error(&e),
                 },
             }
         }
@@ -176,7 +198,10 @@ impl<'a> Worker<'a> {
         let event = match decoded {
             Ok(record) => Some((record, source)),
             Err(rejection) => {
-                self.dead_letter(&source, &rejection).await;
+                if !self.dead_letter(&source, &rejection).await {
+                    // Shutdown: the offset stays before this message.
+                    return;
+                }
                 None
             }
         };
@@ -185,7 +210,8 @@ impl<'a> Worker<'a> {
 
     /// Publishes a rejected message to the dead-letter topic, retrying until the broker
     /// acknowledges it: the offset must not pass a message that is stored nowhere.
-    async fn dead_letter(&self, source: &SourceMessage, rejection: &Rejection) {
+    /// Returns false when shutdown began first, so the message was not dead-lettered.
+    async fn dead_letter(&self, source: &SourceMessage, rejection: &Rejection) -> bool {
         self.metrics
             .ingest
             .rejected
@@ -194,25 +220,42 @@ impl<'a> Worker<'a> {
         let detail = rejection.to_string();
         let mut backoff = self.settings.retry_backoff;
         loop {
-            match self
-                .dead_letters
-                .send(source, rejection.code(), &detail)
-                .await
-            {
+            let send = self.dead_letters.send(source, rejection.code(), &detail);
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                result = send => result,
+            };
+            match result {
                 Ok(()) => break,
                 Err(e) => {
+                    let topic = self.dead_letters.topic();
+                    let fix = match e.rdkafka_error_code() {
+                        Some(rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition) => {
+                            "the dead-letter topic does not exist; create it"
+                        }
+                        _ => "check that the brokers are reachable and the topic is writable",
+                    };
                     tracing::error!(
-                        topic = %self.dead_letters.topic(),
+                        topic = %topic,
                         partition = source.partition,
                         offset = source.offset,
                         error = %e,
-                        "failed to publish to the dead-letter topic; retrying"
+                        fix,
+                        "failed to publish to the dead-letter topic; consumption waits and retries"
                     );
-                    tokio::time::sleep(backoff).await;
+                    self.readiness.set_not_ready(
+                        COMPONENT,
+                        format!("failed to publish to the dead-letter topic {topic:?}: {fix}"),
+                    );
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(self.settings.max_retry_backoff);
                 }
             }
         }
+        self.readiness.set_ready(COMPONENT);
         self.metrics
             .consumer
             .dead_lettered
@@ -225,6 +268,7 @@ impl<'a> Worker<'a> {
             detail = %detail,
             "message sent to the dead-letter topic"
         );
+        true
     }
 
     /// Writes the pending batch once, handling fenced partitions and rejected rows;
@@ -240,7 +284,17 @@ impl<'a> Worker<'a> {
                 return;
             }
             let started = Instant::now();
-            let result = self.store.write_batch(&flush.records, &offsets).await;
+            let write = self.store.write_batch(&flush.records, &offsets);
+            // Dropping a write on shutdown drops its connection, and the server rolls
+            // the transaction back; finish() then tries the batch once more.
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => None,
+                result = write => Some(result),
+            };
+            let Some(result) = result else {
+                self.pending = Some(flush);
+                return;
+            };
             self.metrics
                 .ingest
                 .flush_duration
@@ -255,7 +309,13 @@ impl<'a> Worker<'a> {
             self.metrics.ingest.flush_errors.inc();
             match error {
                 StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
-                StoreError::IdReused { indexes } => self.reused(&mut flush, &indexes).await,
+                StoreError::IdReused { indexes } => {
+                    if !self.reused(&mut flush, &indexes).await {
+                        // Shutdown: finish() writes nothing after an unwritten batch.
+                        self.pending = Some(flush);
+                        return;
+                    }
+                }
                 error if error.is_transient() => {
                     self.schedule_retry(flush, &error);
                     return;
@@ -303,7 +363,7 @@ impl<'a> Worker<'a> {
 
     /// Dead-letters events that reuse the time and id of a different stored event, so
     /// that the stored one is never overwritten and the rest of the batch goes on.
-    async fn reused(&self, flush: &mut Flush, indexes: &[usize]) {
+    async fn reused(&self, flush: &mut Flush, indexes: &[usize]) -> bool {
         for &index in indexes {
             let record = &flush.records[index];
             let rejection = Rejection::EventIdReused {
@@ -312,9 +372,12 @@ impl<'a> Worker<'a> {
                     .occurred_at()
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             };
-            self.dead_letter(&flush.sources[index], &rejection).await;
+            if !self.dead_letter(&flush.sources[index], &rejection).await {
+                return false;
+            }
         }
         flush.remove(indexes);
+        true
     }
 
     /// Gives up a partition whose claim another consumer took over.
@@ -341,7 +404,10 @@ impl<'a> Worker<'a> {
         let rejected = self.find_rejected(&flush.records).await?;
         for (index, reason) in &rejected {
             let rejection = Rejection::RejectedByDatabase(reason.clone());
-            self.dead_letter(&flush.sources[*index], &rejection).await;
+            if !self.dead_letter(&flush.sources[*index], &rejection).await {
+                // Shutdown: the batch stays unwritten and is consumed again.
+                return Err(StoreError::Timeout(Duration::ZERO));
+            }
         }
         flush.records.clear();
         flush.sources.clear();

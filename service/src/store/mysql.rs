@@ -7,7 +7,7 @@ use chrono::Utc;
 use sqlx::mysql::{
     MySql, MySqlArguments, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow,
 };
-use sqlx::{Executor, Row};
+use sqlx::{Connection, Executor, Row};
 
 use super::dialect::{self, Dialect};
 use super::row::{ColumnReader, Value};
@@ -47,7 +47,19 @@ impl MySqlStore {
     /// Connects, checks the server's packet limit and returns the store. Does not run
     /// migrations; see [`MySqlStore::migrate`].
     pub async fn connect(settings: &MySqlSettings) -> Result<Self, StoreError> {
+        let scheme = settings.url.split("://").next().unwrap_or_default();
+        if !matches!(scheme, "mysql" | "mariadb") || !settings.url.contains("://") {
+            return Err(StoreError::Config(format!(
+                "mysql.url must look like mysql://USER:PASSWORD@HOST:PORT/DATABASE, not {:?}",
+                crate::server::redact(&settings.url)
+            )));
+        }
         let options = MySqlConnectOptions::from_str(&settings.url)?.timezone(Some("+00:00".into()));
+        // One direct connection first: the pool would report a refused connection or
+        // an unknown database only as a timeout.
+        if let Err(e) = sqlx::MySqlConnection::connect_with(&options).await {
+            return Err(connect_error(e));
+        }
         let statement_timeout = settings.statement_timeout;
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -98,6 +110,20 @@ impl MySqlStore {
     pub fn pool(&self) -> &MySqlPool {
         &self.pool
     }
+}
+
+/// Adds the fix to connection errors whose cause is clear.
+fn connect_error(error: sqlx::Error) -> StoreError {
+    let number = error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .map(|e| e.number());
+    let hint = match number {
+        Some(1049) => "the database does not exist; create it with CREATE DATABASE <name> CHARACTER SET utf8mb4",
+        Some(1045) => "the server rejected the user or password in mysql.url",
+        _ => return StoreError::Database(error),
+    };
+    StoreError::Config(format!("{error}; {hint}"))
 }
 
 /// The session settings that bound how long one statement may wait. Lock waits (row

@@ -394,7 +394,7 @@ pub fn consumer_config(
          [mysql]\nurl = \"{mysql_url}\"\n{mysql_extra}\n\n\
          [kafka]\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\n\n\
          [consumer]\ngroup_id = \"{topic}\"\nmax_batch_wait_ms = 100\n\
-         session_timeout_ms = 6000\nstatistics_interval_ms = 1000\n{extra}\n"
+         session_timeout_ms = 6000\nlag_interval_ms = 1000\n{extra}\n"
     );
     std::fs::write(&path, text).expect("write the consumer config");
     path
