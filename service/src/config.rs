@@ -542,6 +542,15 @@ mod tests {
     }
 
     #[test]
+    fn readme_example_parses() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("README has a TOML example") + 8;
+        let end = start + readme[start..].find("```").expect("the example ends");
+        let config: Config = toml::from_str(&readme[start..end]).expect("the example parses");
+        config.validate().expect("the example is valid");
+    }
+
+    #[test]
     fn zero_batch_size_is_rejected() {
         let mut config = Config::default();
         config.consumer.max_batch_events = 0;
