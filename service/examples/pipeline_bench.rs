@@ -193,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         ingest: IngestMetrics::register(&registry)?,
     };
     let stop = CancellationToken::new();
-    let settings = config.consumer.settings(&config.kafka);
+    let settings = config.consumer_settings();
     let consumer_store: Arc<dyn Store> = store.clone();
     let token = stop.clone();
     let kafka_settings = kafka.clone();

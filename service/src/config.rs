@@ -109,6 +109,9 @@ pub struct MySqlConfig {
     pub partitions_ahead_days: u32,
     /// Longest wait of one statement, lock waits included, in milliseconds.
     pub statement_timeout_ms: u64,
+    /// Days of events kept: `oplog partitions maintain` drops day partitions whose
+    /// whole range is older, and the consumer dead-letters older events.
+    pub retention_days: u32,
 }
 
 impl Default for MySqlConfig {
@@ -120,6 +123,7 @@ impl Default for MySqlConfig {
             max_statement_bytes: 4 << 20,
             partitions_ahead_days: 7,
             statement_timeout_ms: 30_000,
+            retention_days: 365,
         }
     }
 }
@@ -204,8 +208,6 @@ pub struct ConsumerConfig {
     /// How far an event time may be ahead of the consumer's clock, in seconds; later
     /// events are dead-lettered.
     pub max_future_skew_s: u64,
-    /// Events older than this many days are dead-lettered; 0 keeps every age.
-    pub retention_days: u32,
     /// Buffered bytes (the batch being written and the one filling) above which the
     /// consumer pauses its partitions.
     pub max_buffered_bytes: usize,
@@ -234,7 +236,6 @@ impl Default for ConsumerConfig {
             max_batch_wait_ms: 500,
             max_event_bytes: 1 << 20,
             max_future_skew_s: 3_600,
-            retention_days: 0,
             max_buffered_bytes: 64 << 20,
             fetch_queue_kbytes: 16 << 10,
             lag_interval_ms: 5_000,
@@ -247,8 +248,8 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Consumer settings for these values and the Kafka topic.
-    pub fn settings(&self, kafka: &KafkaConfig) -> ConsumerSettings {
+    /// Consumer settings for these values, the Kafka topic and the retention.
+    pub fn settings(&self, kafka: &KafkaConfig, retention_days: u32) -> ConsumerSettings {
         ConsumerSettings {
             topic: kafka.topic.clone(),
             group_id: self.group_id.clone(),
@@ -264,7 +265,7 @@ impl ConsumerConfig {
             decode: DecodeLimits {
                 max_event_bytes: self.max_event_bytes,
                 max_future_skew: Duration::from_secs(self.max_future_skew_s),
-                retention_days: (self.retention_days > 0).then_some(self.retention_days),
+                retention_days: Some(retention_days),
             },
             max_buffered_bytes: self.max_buffered_bytes,
             fetch_queue_kbytes: self.fetch_queue_kbytes,
@@ -354,6 +355,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Settings of `oplog consume`.
+    pub fn consumer_settings(&self) -> ConsumerSettings {
+        self.consumer
+            .settings(&self.kafka, self.mysql.retention_days)
+    }
+
     /// Loads `path` (or nothing when `None`) over the defaults, then applies the
     /// environment variables `OPLOG__<SECTION>__<KEY>`, such as
     /// `OPLOG__CONSUMER__SESSION_TIMEOUT_MS=6000`, which reach every key of the file.
@@ -504,7 +511,7 @@ mod tests {
     #[test]
     fn dead_letter_topic_follows_the_topic() {
         let config = Config::default();
-        let settings = config.consumer.settings(&config.kafka);
+        let settings = config.consumer_settings();
         assert_eq!(settings.dead_letter_topic, "oplog-events.dead-letter");
     }
 

@@ -4,7 +4,7 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let cli = oplog::cli::Cli::parse();
     match cli.run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", oplog::cli::error_chain(&e));
             std::process::ExitCode::FAILURE

@@ -61,7 +61,7 @@ pub async fn run_consume(config: Config) -> anyhow::Result<()> {
     readiness.set_ready(STORE);
     let shutdown = shutdown_token();
     let http_task = spawn_http(&config, registry, readiness.clone(), shutdown.clone()).await?;
-    let settings = config.consumer.settings(&config.kafka);
+    let settings = config.consumer_settings();
     consumer::run(
         settings,
         &config.kafka.settings(),

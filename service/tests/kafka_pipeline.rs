@@ -72,7 +72,7 @@ impl Pipeline {
         config.consumer.max_batch_wait_ms = 200;
         config.consumer.lag_interval_ms = 200;
         config.consumer.session_timeout_ms = 6_000;
-        let settings = config.consumer.settings(&config.kafka);
+        let settings = config.consumer_settings();
         let registry = prometheus::Registry::new();
         let metrics = consumer::Metrics {
             consumer: ConsumerMetrics::register(&registry).unwrap(),

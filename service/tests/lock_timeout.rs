@@ -78,7 +78,7 @@ async fn table_lock_makes_consumer_unready_then_resumes() {
     let stop = CancellationToken::new();
     let task = {
         let (settings, kafka, store, readiness, stop) = (
-            config.consumer.settings(&config.kafka),
+            config.consumer_settings(),
             kafka.clone(),
             store.clone() as Arc<dyn Store>,
             readiness.clone(),

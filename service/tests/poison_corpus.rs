@@ -238,8 +238,8 @@ fn start_consumer(
     config.consumer.dead_letter_topic = Some(dead_letter_topic.to_owned());
     config.consumer.max_batch_wait_ms = 200;
     config.consumer.max_event_bytes = MAX_EVENT_BYTES;
-    config.consumer.retention_days = 30;
-    let settings = config.consumer.settings(&config.kafka);
+    config.mysql.retention_days = 30;
+    let settings = config.consumer_settings();
     let registry = prometheus::Registry::new();
     let metrics = consumer::Metrics {
         consumer: ConsumerMetrics::register(&registry).unwrap(),

@@ -169,7 +169,9 @@ fn start_consumer(kafka: &KafkaSettings, topic: &str, store: Arc<dyn Store>) -> 
     config.kafka.topic = topic.to_owned();
     config.consumer.group_id = support::unique_name("oplog_real_audit_group");
     config.consumer.max_batch_wait_ms = 100;
-    let settings = config.consumer.settings(&config.kafka);
+    // The samples go back to 2014.
+    config.mysql.retention_days = 36_500;
+    let settings = config.consumer_settings();
     let registry = prometheus::Registry::new();
     let metrics = consumer::Metrics {
         consumer: ConsumerMetrics::register(&registry).unwrap(),

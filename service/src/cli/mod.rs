@@ -2,9 +2,11 @@
 
 mod args;
 mod import;
+mod partitions;
 mod query;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -101,6 +103,11 @@ enum Command {
         #[arg(long, value_name = "DAYS")]
         ahead_days: Option<u32>,
     },
+    /// Maintain the day partitions of the MySQL store.
+    Partitions {
+        #[command(subcommand)]
+        command: partitions::PartitionsCommand,
+    },
     /// Import audit logs (Kubernetes, CloudTrail, oplog JSON lines) through the Append
     /// API or straight to Kafka.
     Import(import::ImportArgs),
@@ -109,8 +116,8 @@ enum Command {
 }
 
 impl Cli {
-    /// Runs the command.
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the command and returns the process exit code.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(format) = self.log_format {
             config.log.format = format;
@@ -137,13 +144,13 @@ impl Cli {
 }
 
 impl Command {
-    async fn run(self, mut config: Config) -> anyhow::Result<()> {
+    async fn run(self, mut config: Config) -> anyhow::Result<ExitCode> {
         match self {
             Command::AllInOne { sqlite, listen } => {
                 sqlite.apply(&mut config);
                 listen.apply(&mut config);
                 config.validate()?;
-                crate::server::run_all_in_one(config).await
+                success(crate::server::run_all_in_one(config).await)
             }
             Command::Serve {
                 mysql,
@@ -154,7 +161,7 @@ impl Command {
                 kafka.apply(&mut config);
                 listen.apply(&mut config);
                 config.validate()?;
-                crate::server::run_serve(config).await
+                success(crate::server::run_serve(config).await)
             }
             Command::Consume {
                 mysql,
@@ -169,19 +176,24 @@ impl Command {
                     config.http.listen = addr;
                 }
                 config.validate()?;
-                crate::server::run_consume(config).await
+                success(crate::server::run_consume(config).await)
             }
             Command::Migrate { mysql, ahead_days } => {
                 mysql.apply(&mut config);
                 if let Some(days) = ahead_days {
                     config.mysql.partitions_ahead_days = days;
                 }
-                migrate(&config).await
+                success(migrate(&config).await)
             }
-            Command::Import(args) => args.run(config).await,
-            Command::Query(args) => args.run().await,
+            Command::Import(args) => success(args.run(config).await),
+            Command::Query(args) => success(args.run().await),
+            Command::Partitions { command } => command.run(config).await,
         }
     }
+}
+
+fn success(result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {

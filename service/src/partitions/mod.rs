@@ -5,6 +5,8 @@
 //! the catch-all `p_future` holds everything later. New days are split off the
 //! catch-all with `REORGANIZE PARTITION`, which also moves rows that arrived early.
 
+pub mod maintain;
+
 use chrono::{Days, NaiveDate};
 use sqlx::MySqlPool;
 
@@ -29,6 +31,20 @@ pub enum PartitionError {
     /// A statement failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// Another run holds the maintenance lock.
+    #[error("another `oplog partitions maintain` holds the lock {0:?}; wait for it to finish")]
+    Locked(String),
+    /// A statement kept waiting for a metadata lock, for example behind a long
+    /// transaction, and the retries ran out.
+    #[error("gave up on {statement:?} after {attempts} attempts: a metadata lock was held each time (a long-running transaction on the table?): {last_error}")]
+    GaveUp {
+        /// The statement.
+        statement: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last_error: String,
+    },
     /// The table is not partitioned the way oplog creates it.
     #[error("table {table} has an unexpected partition {name:?} bounded by {bound:?}; run `oplog migrate` on an empty database or fix the partitions by hand")]
     Unexpected {
@@ -81,14 +97,16 @@ pub fn partition_name(day: NaiveDate) -> String {
 }
 
 /// Days that need a partition so that every day up to `today + ahead_days` has one,
-/// given the existing partitions of a table.
+/// given the existing partitions of a table. Days between the last existing bound and
+/// today are created too, so that each partition holds exactly the day it is named
+/// after; with only the catch-all, the first partition is today's.
 pub fn missing_days(existing: &[Partition], today: NaiveDate, ahead_days: u32) -> Vec<NaiveDate> {
     let last = today + Days::new(u64::from(ahead_days));
-    let covered_until = existing.iter().filter_map(|p| p.less_than).max();
-    let mut day = match covered_until {
-        Some(bound) if bound > today => bound,
-        _ => today,
-    };
+    let mut day = existing
+        .iter()
+        .filter_map(|p| p.less_than)
+        .max()
+        .unwrap_or(today);
     let mut days = Vec::new();
     while day <= last {
         days.push(day);
@@ -176,6 +194,30 @@ mod tests {
         let days = missing_days(&existing, date("2026-12-04"), 2);
         assert_eq!(days, vec![date("2026-12-05"), date("2026-12-06")]);
         assert!(missing_days(&existing, date("2026-12-04"), 0).is_empty());
+    }
+
+    #[test]
+    fn missing_days_fill_the_gap_up_to_today() {
+        let existing = vec![
+            Partition {
+                name: "p20261201".into(),
+                less_than: Some(date("2026-12-02")),
+            },
+            Partition {
+                name: CATCH_ALL.into(),
+                less_than: None,
+            },
+        ];
+        let days = missing_days(&existing, date("2026-12-04"), 1);
+        assert_eq!(
+            days,
+            vec![
+                date("2026-12-02"),
+                date("2026-12-03"),
+                date("2026-12-04"),
+                date("2026-12-05")
+            ]
+        );
     }
 
     #[test]
