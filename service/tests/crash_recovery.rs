@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use oplog::consumer::dead_letter;
-use oplog::kafka::{self, KafkaSettings};
+use oplog::kafka::KafkaSettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::Message;
@@ -40,38 +40,22 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     ) else {
         return;
     };
-    let kafka = KafkaSettings {
-        brokers: brokers.clone(),
-        properties: Default::default(),
-    };
-    let topic = support::unique_name("oplog_crash");
-    let dead_letter_topic = format!("{topic}.dead-letter");
-    kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
-        .await
-        .unwrap();
-    kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
-        .await
-        .unwrap();
+    let topic = support::create_topic(&brokers, "oplog_crash", PARTITIONS).await;
     let store = support::migrated_mysql_store(&mysql_url).await;
-    let database: String = sqlx::query_scalar("SELECT DATABASE()")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let (prefix, _) = mysql_url.rsplit_once('/').unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = support::consumer_config(
         dir.path(),
-        &format!("{prefix}/{database}"),
+        &support::database_url(&mysql_url, &store).await,
         &brokers,
-        &topic,
+        &topic.topic,
         "max_batch_events = 1000",
         "",
     );
     let log = dir.path().join("consumer.log");
 
     let producing = tokio::spawn(support::produce_stream(
-        kafka.clone(),
-        topic.clone(),
+        topic.kafka.clone(),
+        topic.topic.clone(),
         PARTITIONS,
         EVENTS,
         Some(BAD_EVERY),
@@ -96,14 +80,14 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     let total: usize = produced.values().sum();
 
     let consumer = ConsumerProcess::start(&config, &log);
-    support::wait_for_offsets(&store, &topic, total, Duration::from_secs(300), &log).await;
+    support::wait_for_offsets(&store, &topic.topic, total, Duration::from_secs(300), &log).await;
     let status = consumer.terminate(Duration::from_secs(30));
     assert!(status.success(), "a clean exit on SIGTERM: {status}");
 
     let rows = support::rows_per_partition(store.pool()).await;
     let bad_per_partition = dead_letters(
-        &kafka,
-        &dead_letter_topic,
+        &topic.kafka,
+        &topic.dead_letter_topic,
         total - EVENTS + EVENTS / BAD_EVERY,
     )
     .await;

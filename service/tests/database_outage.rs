@@ -6,7 +6,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use oplog::kafka::{self, KafkaSettings};
 use oplog::store::MySqlStore;
 use support::{ConsumerProcess, PrivateMariaDb};
 
@@ -24,17 +23,7 @@ async fn database_outage_loses_nothing_and_bounds_memory() {
     let Some(mut database) = PrivateMariaDb::start().await else {
         return;
     };
-    let kafka = KafkaSettings {
-        brokers: brokers.clone(),
-        properties: Default::default(),
-    };
-    let topic = support::unique_name("oplog_outage");
-    kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
-        .await
-        .unwrap();
-    kafka::ensure_topic(&kafka, &format!("{topic}.dead-letter"), 1, 1)
-        .await
-        .unwrap();
+    let topic = support::create_topic(&brokers, "oplog_outage", PARTITIONS).await;
     let store = MySqlStore::connect(&support::mysql_settings(&database.url()))
         .await
         .unwrap();
@@ -49,15 +38,15 @@ async fn database_outage_loses_nothing_and_bounds_memory() {
         dir.path(),
         &database.url(),
         &brokers,
-        &topic,
+        &topic.topic,
         &extra,
         "acquire_timeout_ms = 1000\nstatement_timeout_ms = 2000",
     );
     let log = dir.path().join("consumer.log");
 
     let producing = tokio::spawn(support::produce_stream(
-        kafka.clone(),
-        topic.clone(),
+        topic.kafka.clone(),
+        topic.topic.clone(),
         PARTITIONS,
         EVENTS,
         None,
@@ -79,7 +68,7 @@ async fn database_outage_loses_nothing_and_bounds_memory() {
     let store = MySqlStore::connect(&support::mysql_settings(&database.url()))
         .await
         .unwrap();
-    support::wait_for_offsets(&store, &topic, EVENTS, Duration::from_secs(300), &log).await;
+    support::wait_for_offsets(&store, &topic.topic, EVENTS, Duration::from_secs(300), &log).await;
     let (_, high_water) = consumer.memory_kib();
     let status = consumer.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status}");

@@ -8,18 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oplog::config::Config;
-use oplog::consumer::{self, dead_letter};
-use oplog::health::Readiness;
-use oplog::kafka::{self, EventProducer, KafkaSettings};
+use oplog::consumer::dead_letter;
+use oplog::kafka::{EventProducer, KafkaSettings};
 use oplog::proto::{GetEventRequest, ListEventsRequest, OperationEvent};
 use oplog::store::{MySqlStore, Store};
-use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use support::{event, unicode_event, TestServer, MIDNIGHT_2026_US};
-use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
 const EVENTS: usize = 600;
@@ -28,73 +25,30 @@ struct Pipeline {
     kafka: KafkaSettings,
     topic: String,
     dead_letter_topic: String,
-    group: String,
+    config: Config,
     store: Arc<MySqlStore>,
 }
 
 impl Pipeline {
     async fn new(brokers: String, mysql_url: &str) -> Self {
-        let kafka = KafkaSettings {
-            brokers,
-            properties: Default::default(),
-        };
-        let topic = support::unique_name("oplog_pipeline");
-        let dead_letter_topic = format!("{topic}.dead-letter");
-        kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
-            .await
-            .expect("create the events topic");
-        kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
-            .await
-            .expect("create the dead-letter topic");
-        let store = Arc::new(support::migrated_mysql_store(mysql_url).await);
-        Self {
-            kafka,
-            group: support::unique_name("oplog_group"),
-            topic,
-            dead_letter_topic,
-            store,
-        }
-    }
-
-    /// Starts a consumer; returns its stop token, task and metrics registry.
-    fn start_consumer(
-        &self,
-    ) -> (
-        CancellationToken,
-        tokio::task::JoinHandle<()>,
-        prometheus::Registry,
-    ) {
-        let mut config = Config::default();
-        config.kafka.topic = self.topic.clone();
-        config.consumer.group_id = self.group.clone();
-        config.consumer.dead_letter_topic = Some(self.dead_letter_topic.clone());
+        let topic = support::create_topic(&brokers, "oplog_pipeline", PARTITIONS).await;
+        let mut config = topic.config();
         config.consumer.max_batch_events = 100;
         config.consumer.max_batch_wait_ms = 200;
         config.consumer.lag_interval_ms = 200;
         config.consumer.session_timeout_ms = 6_000;
-        let settings = config.consumer_settings();
-        let registry = prometheus::Registry::new();
-        let metrics = consumer::Metrics {
-            consumer: ConsumerMetrics::register(&registry).unwrap(),
-            ingest: IngestMetrics::register(&registry).unwrap(),
-        };
-        let token = CancellationToken::new();
-        let kafka = self.kafka.clone();
-        let store: Arc<dyn Store> = self.store.clone();
-        let stop = token.clone();
-        let task = tokio::spawn(async move {
-            consumer::run(
-                settings,
-                &kafka,
-                store,
-                metrics,
-                Arc::new(Readiness::default()),
-                stop,
-            )
-            .await
-            .expect("consumer runs");
-        });
-        (token, task, registry)
+        let store = Arc::new(support::migrated_mysql_store(mysql_url).await);
+        Self {
+            kafka: topic.kafka,
+            topic: topic.topic,
+            dead_letter_topic: topic.dead_letter_topic,
+            config,
+            store,
+        }
+    }
+
+    fn start_consumer(&self) -> support::RunningConsumer {
+        support::spawn_consumer(&self.config, self.store.clone())
     }
 
     fn producer(&self) -> EventProducer {
@@ -183,7 +137,7 @@ async fn kafka_to_mysql_to_grpc_keeps_every_field() {
     pipeline.send_raw("no-actor", &no_actor, None).await;
     let produced = sent.len() + 3;
 
-    let (stop, task, registry) = pipeline.start_consumer();
+    let consumer = pipeline.start_consumer();
     let stored = wait_for_events(&server, sent.len() + 1).await;
     assert_eq!(stored.len(), sent.len() + 1, "every good event is stored");
 
@@ -208,7 +162,7 @@ async fn kafka_to_mysql_to_grpc_keeps_every_field() {
     // The stored offsets account for every message, good or dead-lettered.
     let offsets = pipeline
         .store
-        .load_offsets(&pipeline.group, &pipeline.topic)
+        .load_offsets(&pipeline.topic, &pipeline.topic)
         .await
         .expect("load offsets");
     assert_eq!(offsets.values().sum::<i64>() as usize, produced);
@@ -227,7 +181,7 @@ async fn kafka_to_mysql_to_grpc_keeps_every_field() {
     // The lag metric reaches 0 on every partition once everything is stored.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let lags = lag_values(&registry);
+        let lags = lag_values(&consumer.registry);
         if lags.len() == PARTITIONS as usize && lags.iter().all(|&lag| lag == 0) {
             break;
         }
@@ -235,8 +189,7 @@ async fn kafka_to_mysql_to_grpc_keeps_every_field() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    stop.cancel();
-    task.await.expect("consumer stops cleanly");
+    consumer.stop().await;
 
     // A restarted consumer resumes after the stored offsets: new events are stored,
     // old ones are not stored again.
@@ -246,13 +199,12 @@ async fn kafka_to_mysql_to_grpc_keeps_every_field() {
         .send(&later)
         .await
         .expect("produce more");
-    let (stop, task, _registry) = pipeline.start_consumer();
+    let consumer = pipeline.start_consumer();
     let stored = wait_for_events(&server, sent.len() + 1 + later.len()).await;
     let unique: HashSet<&str> = stored.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(stored.len(), sent.len() + 1 + later.len());
     assert_eq!(unique.len(), stored.len(), "no event is stored twice");
-    stop.cancel();
-    task.await.expect("consumer stops cleanly");
+    consumer.stop().await;
 }
 
 fn lag_values(registry: &prometheus::Registry) -> Vec<i64> {
@@ -327,10 +279,10 @@ async fn empty_partition_reports_zero_lag() {
         .await
         .expect("deliver to partition 0");
 
-    let (stop, task, registry) = pipeline.start_consumer();
+    let consumer = pipeline.start_consumer();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let lags = lag_values(&registry);
+        let lags = lag_values(&consumer.registry);
         if lags.len() == PARTITIONS as usize && lags.iter().all(|&lag| lag == 0) {
             break;
         }
@@ -340,8 +292,7 @@ async fn empty_partition_reports_zero_lag() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop.cancel();
-    task.await.expect("consumer stops cleanly");
+    consumer.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -373,9 +324,8 @@ async fn append_api_publishes_to_kafka() {
         "Append publishes to Kafka and does not write the store itself"
     );
 
-    let (stop, task, _registry) = pipeline.start_consumer();
+    let consumer = pipeline.start_consumer();
     let stored = wait_for_events(&server, events.len()).await;
     assert_eq!(stored.len(), events.len());
-    stop.cancel();
-    task.await.expect("consumer stops cleanly");
+    consumer.stop().await;
 }

@@ -9,20 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use oplog::config::Config;
-use oplog::consumer::{self, dead_letter};
-use oplog::health::Readiness;
-use oplog::kafka::{self, KafkaSettings};
+use oplog::consumer::dead_letter;
+use oplog::kafka::KafkaSettings;
 use oplog::proto::{Change, OperationEvent};
 use oplog::store::Store;
-use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
 use prost::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 use support::event;
-use tokio_util::sync::CancellationToken;
 
 const GOOD: usize = 300;
 const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -128,16 +124,7 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
     ) else {
         return;
     };
-    let kafka = KafkaSettings {
-        brokers,
-        properties: Default::default(),
-    };
-    let topic = support::unique_name("oplog_poison");
-    let dead_letter_topic = format!("{topic}.dead-letter");
-    kafka::ensure_topic(&kafka, &topic, 3, 1).await.unwrap();
-    kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
-        .await
-        .unwrap();
+    let topic = support::create_topic(&brokers, "oplog_poison", 3).await;
     let store = support::migrated_mysql_store(&mysql_url).await;
     sqlx::raw_sql(
         "ALTER TABLE oplog_events ADD CONSTRAINT poison_row CHECK (action <> 'poison.row')",
@@ -172,9 +159,9 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
     let mut reused = good[5].clone();
     reused.action = "order.other".into();
     messages.push(("bad-reused".into(), reused.encode_to_vec(), None));
-    let producer: FutureProducer = kafka.client_config().create().unwrap();
+    let producer: FutureProducer = topic.kafka.client_config().create().unwrap();
     for (key, value, content_type) in &messages {
-        let mut record = FutureRecord::to(&topic)
+        let mut record = FutureRecord::to(&topic.topic)
             .key(key.as_str())
             .payload(value.as_slice());
         if let Some(content_type) = content_type {
@@ -189,8 +176,12 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
             .unwrap();
     }
 
-    let stop = start_consumer(&kafka, &topic, &dead_letter_topic, store.clone());
-    let dead = read_dead_letters(&kafka, &dead_letter_topic, bad.len() + 1).await;
+    let mut config = topic.config();
+    config.consumer.max_batch_wait_ms = 200;
+    config.consumer.max_event_bytes = MAX_EVENT_BYTES;
+    config.mysql.retention_days = 30;
+    let consumer = support::spawn_consumer(&config, store.clone());
+    let dead = read_dead_letters(&topic.kafka, &topic.dead_letter_topic, bad.len() + 1).await;
     let mut expected: BTreeMap<String, &str> = bad
         .iter()
         .map(|((key, _, _), reason)| (key.clone(), *reason))
@@ -201,14 +192,17 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let offsets = store.load_offsets(&topic, &topic).await.unwrap();
+        let offsets = store
+            .load_offsets(&topic.topic, &topic.topic)
+            .await
+            .unwrap();
         if offsets.values().sum::<i64>() as usize == messages.len() {
             break;
         }
         assert!(Instant::now() < deadline, "offsets stalled at {offsets:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop.cancel();
+    consumer.stop().await;
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oplog_events")
         .fetch_one(store.pool())
         .await
@@ -224,43 +218,6 @@ async fn every_bad_message_is_dead_lettered_with_its_reason() {
             "{id} is stored"
         );
     }
-}
-
-fn start_consumer(
-    kafka: &KafkaSettings,
-    topic: &str,
-    dead_letter_topic: &str,
-    store: Arc<dyn Store>,
-) -> CancellationToken {
-    let mut config = Config::default();
-    config.kafka.topic = topic.to_owned();
-    config.consumer.group_id = topic.to_owned();
-    config.consumer.dead_letter_topic = Some(dead_letter_topic.to_owned());
-    config.consumer.max_batch_wait_ms = 200;
-    config.consumer.max_event_bytes = MAX_EVENT_BYTES;
-    config.mysql.retention_days = 30;
-    let settings = config.consumer_settings();
-    let registry = prometheus::Registry::new();
-    let metrics = consumer::Metrics {
-        consumer: ConsumerMetrics::register(&registry).unwrap(),
-        ingest: IngestMetrics::register(&registry).unwrap(),
-    };
-    let token = CancellationToken::new();
-    let stop = token.clone();
-    let kafka = kafka.clone();
-    tokio::spawn(async move {
-        consumer::run(
-            settings,
-            &kafka,
-            store,
-            metrics,
-            Arc::new(Readiness::default()),
-            stop,
-        )
-        .await
-        .expect("consumer runs");
-    });
-    token
 }
 
 /// Reads dead letters until `count` distinct keys are seen; returns (key, reason).

@@ -10,18 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oplog::config::Config;
-use oplog::consumer;
-use oplog::health::Readiness;
 use oplog::import::{self, Format, RecordOutcome};
-use oplog::kafka::{self, EventProducer, KafkaSettings};
+use oplog::kafka::EventProducer;
 use oplog::proto::{
     ActionType, ActorType, ListEventsRequest, OperationEvent, Result as ResultCode,
 };
-use oplog::store::Store;
-use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
 use support::{list_all as list, wait_for_events, TestServer};
-use tokio_util::sync::CancellationToken;
 
 fn samples_root() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real-audit");
@@ -96,31 +90,25 @@ async fn real_kubernetes_and_cloudtrail_records_survive_the_pipeline() {
         "the CloudTrail samples map to events"
     );
 
-    let kafka = KafkaSettings {
-        brokers,
-        properties: Default::default(),
-    };
-    let topic = support::unique_name("oplog_real_audit");
-    kafka::ensure_topic(&kafka, &topic, 3, 1)
-        .await
-        .expect("create topic");
-    kafka::ensure_topic(&kafka, &format!("{topic}.dead-letter"), 1, 1)
-        .await
-        .expect("create dead-letter topic");
-    EventProducer::new(&kafka, &topic, Duration::from_secs(30))
+    let topic = support::create_topic(&brokers, "oplog_real_audit", 3).await;
+    EventProducer::new(&topic.kafka, &topic.topic, Duration::from_secs(30))
         .expect("producer")
         .send(&sent)
         .await
         .expect("produce the samples");
 
     let store = Arc::new(support::migrated_mysql_store(&mysql_url).await);
-    let stop = start_consumer(&kafka, &topic, store.clone());
+    let mut config = topic.config();
+    config.consumer.max_batch_wait_ms = 100;
+    // The samples go back to 2014.
+    config.mysql.retention_days = 36_500;
+    let consumer = support::spawn_consumer(&config, store.clone());
     let server = TestServer::start(store).await;
     let mut client = server.query_client().await;
 
     let expected = first_per_key(&sent);
     let stored = wait_for_events(&mut client, expected.len()).await;
-    stop.cancel();
+    consumer.stop().await;
     assert_eq!(
         stored.len(),
         expected.len(),
@@ -162,37 +150,6 @@ fn counts(
         *counts.entry(key(event)).or_insert(0) += 1;
     }
     counts
-}
-
-fn start_consumer(kafka: &KafkaSettings, topic: &str, store: Arc<dyn Store>) -> CancellationToken {
-    let mut config = Config::default();
-    config.kafka.topic = topic.to_owned();
-    config.consumer.group_id = support::unique_name("oplog_real_audit_group");
-    config.consumer.max_batch_wait_ms = 100;
-    // The samples go back to 2014.
-    config.mysql.retention_days = 36_500;
-    let settings = config.consumer_settings();
-    let registry = prometheus::Registry::new();
-    let metrics = consumer::Metrics {
-        consumer: ConsumerMetrics::register(&registry).unwrap(),
-        ingest: IngestMetrics::register(&registry).unwrap(),
-    };
-    let token = CancellationToken::new();
-    let stop = token.clone();
-    let kafka = kafka.clone();
-    tokio::spawn(async move {
-        consumer::run(
-            settings,
-            &kafka,
-            store,
-            metrics,
-            Arc::new(Readiness::default()),
-            stop,
-        )
-        .await
-        .expect("consumer runs");
-    });
-    token
 }
 
 fn find<'a>(stored: &'a [OperationEvent], event_id: &str) -> &'a OperationEvent {

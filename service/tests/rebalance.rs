@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use oplog::kafka::{self, KafkaSettings};
 use support::ConsumerProcess;
 
 const PARTITIONS: i32 = 6;
@@ -19,37 +18,22 @@ async fn joining_and_leaving_keeps_every_event_once() {
     ) else {
         return;
     };
-    let kafka = KafkaSettings {
-        brokers: brokers.clone(),
-        properties: Default::default(),
-    };
-    let topic = support::unique_name("oplog_rebalance");
-    kafka::ensure_topic(&kafka, &topic, PARTITIONS, 1)
-        .await
-        .unwrap();
-    kafka::ensure_topic(&kafka, &format!("{topic}.dead-letter"), 1, 1)
-        .await
-        .unwrap();
+    let topic = support::create_topic(&brokers, "oplog_rebalance", PARTITIONS).await;
     let store = support::migrated_mysql_store(&mysql_url).await;
-    let database: String = sqlx::query_scalar("SELECT DATABASE()")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let (prefix, _) = mysql_url.rsplit_once('/').unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = support::consumer_config(
         dir.path(),
-        &format!("{prefix}/{database}"),
+        &support::database_url(&mysql_url, &store).await,
         &brokers,
-        &topic,
+        &topic.topic,
         "max_batch_events = 500",
         "",
     );
     let log = dir.path().join("consumer.log");
 
     let producing = tokio::spawn(support::produce_stream(
-        kafka.clone(),
-        topic.clone(),
+        topic.kafka.clone(),
+        topic.topic.clone(),
         PARTITIONS,
         EVENTS,
         None,
@@ -69,7 +53,7 @@ async fn joining_and_leaving_keeps_every_event_once() {
         );
     }
     let produced = producing.await.unwrap();
-    support::wait_for_offsets(&store, &topic, EVENTS, Duration::from_secs(300), &log).await;
+    support::wait_for_offsets(&store, &topic.topic, EVENTS, Duration::from_secs(300), &log).await;
     let status = first.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status}");
 

@@ -650,3 +650,104 @@ fn is_root() -> bool {
         .map(|o| o.stdout.starts_with(b"0\n"))
         .unwrap_or(false)
 }
+
+/// A topic and its dead-letter topic on the test broker.
+pub struct TestTopic {
+    /// Client settings of the test broker.
+    pub kafka: oplog::kafka::KafkaSettings,
+    /// The events topic.
+    pub topic: String,
+    /// The dead-letter topic, `<topic>.dead-letter`.
+    pub dead_letter_topic: String,
+}
+
+/// Creates a topic named `<prefix>_<unique>` with `partitions` partitions and its
+/// dead-letter topic.
+pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> TestTopic {
+    let kafka = oplog::kafka::KafkaSettings {
+        brokers: brokers.to_owned(),
+        properties: Default::default(),
+    };
+    let topic = unique_name(prefix);
+    let dead_letter_topic = format!("{topic}.dead-letter");
+    oplog::kafka::ensure_topic(&kafka, &topic, partitions, 1)
+        .await
+        .expect("create the events topic");
+    oplog::kafka::ensure_topic(&kafka, &dead_letter_topic, 1, 1)
+        .await
+        .expect("create the dead-letter topic");
+    TestTopic {
+        kafka,
+        topic,
+        dead_letter_topic,
+    }
+}
+
+impl TestTopic {
+    /// A configuration consuming this topic with a group named like it.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.kafka.brokers = self.kafka.brokers.clone();
+        config.kafka.topic = self.topic.clone();
+        config.consumer.group_id = self.topic.clone();
+        config.consumer.dead_letter_topic = Some(self.dead_letter_topic.clone());
+        config
+    }
+}
+
+/// A consumer running in the test process.
+pub struct RunningConsumer {
+    /// Metrics the consumer registered.
+    pub registry: prometheus::Registry,
+    /// Readiness the consumer reports to.
+    pub readiness: Arc<oplog::health::Readiness>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts `oplog consume` in the test process with `config`, writing to `store`.
+pub fn spawn_consumer(config: &Config, store: Arc<dyn Store>) -> RunningConsumer {
+    let settings = config.consumer_settings();
+    let kafka = config.kafka.settings();
+    let registry = prometheus::Registry::new();
+    let metrics = oplog::consumer::Metrics {
+        consumer: oplog::telemetry::metrics::ConsumerMetrics::register(&registry)
+            .expect("register consumer metrics"),
+        ingest: oplog::telemetry::metrics::IngestMetrics::register(&registry)
+            .expect("register ingest metrics"),
+    };
+    let readiness = Arc::new(oplog::health::Readiness::default());
+    let stop = CancellationToken::new();
+    let task = {
+        let (readiness, stop) = (readiness.clone(), stop.clone());
+        tokio::spawn(async move {
+            oplog::consumer::run(settings, &kafka, store, metrics, readiness, stop)
+                .await
+                .expect("the consumer runs");
+        })
+    };
+    RunningConsumer {
+        registry,
+        readiness,
+        stop,
+        task,
+    }
+}
+
+impl RunningConsumer {
+    /// Stops the consumer and waits for it to finish.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("the consumer stops cleanly");
+    }
+}
+
+/// The URL of the database `store` is connected to, on the server of `base_url`.
+pub async fn database_url(base_url: &str, store: &MySqlStore) -> String {
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(store.pool())
+        .await
+        .expect("read the database name");
+    let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database part");
+    format!("{prefix}/{database}")
+}
