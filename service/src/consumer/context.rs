@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     pub batch: Mutex<Batch>,
     /// Assigned partitions.
     pub partitions: Mutex<HashMap<i32, PartitionState>>,
+    /// Partitions revoked since the consume loop last looked; it drops them from the
+    /// batch it is writing, which the callback cannot reach.
+    pub revoked: Mutex<Vec<i32>>,
 }
 
 impl Shared {
@@ -46,6 +49,11 @@ impl Shared {
 
     pub(crate) fn partitions(&self) -> MutexGuard<'_, HashMap<i32, PartitionState>> {
         self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the partitions revoked since the last call.
+    pub(crate) fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The claim token of `partition` when this consumer owns it.
@@ -144,6 +152,11 @@ impl OplogConsumerContext {
             .map(|e| e.partition())
             .collect();
         self.shared.batch().drop_partitions(&revoked);
+        self.shared
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(&revoked);
         let mut states = self.shared.partitions();
         for partition in &revoked {
             states.remove(partition);

@@ -155,7 +155,7 @@ impl<'a> Worker<'a> {
                     && (batch.is_full(limits) || batch.deadline(limits).is_some_and(|at| at <= now))
             };
             if due {
-                self.pending = Some(self.shared.batch().take());
+                self.pending = Some(self.take_batch());
                 self.retry_at = None;
             }
         }
@@ -331,9 +331,21 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Takes the batch being filled. Revocations recorded before now are cleared: the
+    /// callback already dropped them from this batch, and they must not drop events a
+    /// partition assigned again has added since.
+    fn take_batch(&self) -> Flush {
+        self.shared.take_revoked();
+        self.shared.batch().take()
+    }
+
     /// The offset updates of `flush`, after dropping the partitions this consumer no
-    /// longer owns.
+    /// longer owns or was assigned again since the batch was read: a new assignment
+    /// starts over from the stored offset, so the old events must not move it.
     fn offset_updates(&self, flush: &mut Flush) -> Vec<OffsetUpdate> {
+        for partition in self.shared.take_revoked() {
+            flush.drop_partition(partition);
+        }
         let partitions: Vec<i32> = flush.next_offsets.keys().copied().collect();
         let mut updates = Vec::with_capacity(partitions.len());
         for partition in partitions {
@@ -582,7 +594,14 @@ impl<'a> Worker<'a> {
         let deadline = Instant::now() + self.settings.shutdown_timeout;
         let mut flushes: Vec<Flush> = self.pending.take().into_iter().collect();
         if !self.shared.batch().is_empty() {
-            flushes.push(self.shared.batch().take());
+            // Revocations so far concern the pending batch only; take it into account
+            // before the list is cleared for the batch taken now.
+            if let Some(pending) = flushes.first_mut() {
+                for partition in self.shared.take_revoked() {
+                    pending.drop_partition(partition);
+                }
+            }
+            flushes.push(self.take_batch());
         }
         for mut flush in flushes {
             let offsets = self.offset_updates(&mut flush);
