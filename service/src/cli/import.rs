@@ -95,7 +95,7 @@ impl ImportArgs {
             .context("failed to create the Kafka producer")?;
             Destination::Kafka(producer)
         } else {
-            let client = OplogIngestClient::connect(self.endpoint.clone())
+            let client = OplogIngestClient::connect(super::endpoint_url(&self.endpoint))
                 .await
                 .with_context(|| {
                     format!(

@@ -192,6 +192,15 @@ impl Command {
     }
 }
 
+/// The endpoint as a URL: `host:port` gets `http://` in front.
+fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
 fn success(result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -239,6 +248,12 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_without_scheme_gets_http() {
+        assert_eq!(endpoint_url("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(endpoint_url("https://oplog:443"), "https://oplog:443");
+    }
 
     #[test]
     fn error_chain_skips_repeated_causes() {

@@ -59,8 +59,8 @@ enum QueryCommand {
 
 #[derive(Debug, Args)]
 struct ListArgs {
-    /// Only events of the last DURATION, such as 30m, 24h or 7d; ignored with --from.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    /// Only events of the last DURATION, such as 30m, 24h or 7d.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", conflicts_with = "from")]
     since: Option<Duration>,
     /// Start of the range, inclusive, RFC 3339 such as 2026-12-01T00:00:00Z.
     #[arg(long, value_name = "TIME")]
@@ -156,7 +156,7 @@ impl From<OutcomeArg> for ResultCode {
 impl QueryArgs {
     /// Runs the query and prints the events.
     pub async fn run(self) -> anyhow::Result<()> {
-        let mut client = OplogQueryClient::connect(self.endpoint.clone())
+        let mut client = OplogQueryClient::connect(super::endpoint_url(&self.endpoint))
             .await
             .with_context(|| {
                 format!(
