@@ -46,6 +46,15 @@ set +e
 cargo test --workspace "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+if [[ $status -eq 0 ]]; then
+  # A run at a small size keeps the benchmark harness working; its figures are not
+  # checked (BENCHMARKS.md has the real runs). cargo test built it already.
+  step "benchmark harness at a small size"
+  target_dir=${CARGO_TARGET_DIR:-target}
+  "$target_dir/debug/examples/pipeline_bench" 2000 50 || status=$?
+fi
+
 awk '/^test result:/ { passed += $4; failed += $6 }
      END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
 exit "$status"
