@@ -17,115 +17,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+mod common;
+
+use common::{generate, Rng, ACTORS};
 use oplog::config::Config;
 use oplog::consumer;
 use oplog::health::Readiness;
 use oplog::ingest::{EventSink, StoreSink};
 use oplog::kafka::{self, EventProducer, KafkaSettings};
 use oplog::proto::oplog_query_client::OplogQueryClient;
-use oplog::proto::{
-    ActionType, Actor, ActorType, Change, ListEventsRequest, OperationEvent, Outcome,
-    Result as ResultCode, Target,
-};
+use oplog::proto::ListEventsRequest;
 use oplog::store::{MySqlStore, Store};
 use oplog::telemetry::metrics::{ConsumerMetrics, IngestMetrics};
-use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
-
-const ACTORS: usize = 10_000;
-const ACTIONS: [(&str, ActionType); 8] = [
-    ("order.view", ActionType::Read),
-    ("order.list", ActionType::Read),
-    ("order.update", ActionType::Update),
-    ("order.create", ActionType::Create),
-    ("order.refund", ActionType::Update),
-    ("session.login", ActionType::Login),
-    ("report.export", ActionType::Export),
-    ("role.grant", ActionType::Grant),
-];
-
-/// A small deterministic generator (xorshift64*), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// A Zipf-like index in `0..n`: the inverse of a power-law CDF with exponent ~1.
-    fn power_law(&mut self, n: usize) -> usize {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (((n as f64 + 1.0).powf(u) - 1.0) as usize).min(n - 1)
-    }
-}
-
-fn generate(count: usize, now_us: i64) -> Vec<OperationEvent> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let day_us = 86_400_000_000;
-    (0..count)
-        .map(|i| {
-            let actor = rng.power_law(ACTORS);
-            let (action, action_type) = ACTIONS[rng.power_law(ACTIONS.len())];
-            let metadata_len = 200 + rng.below(1800) as usize;
-            let filler: String =
-                std::iter::repeat_n('x', metadata_len.saturating_sub(60)).collect();
-            let changes = if rng.below(20) == 0 {
-                vec![Change {
-                    field: "status".into(),
-                    before_json: "\"open\"".into(),
-                    after_json: "\"closed\"".into(),
-                }]
-            } else {
-                Vec::new()
-            };
-            OperationEvent {
-                event_id: format!("bench-{i:09}"),
-                occurred_at: Some(oplog::event::timestamp_from_us(
-                    now_us - day_us + (rng.below(day_us as u64) as i64),
-                )),
-                service: format!("svc-{}", rng.power_law(20)),
-                tenant: format!("tenant-{}", rng.power_law(50)),
-                actor: Some(Actor {
-                    id: format!("user-{actor:05}"),
-                    r#type: ActorType::User as i32,
-                    display_name: format!("User {actor}"),
-                    ip: format!("198.51.100.{}", rng.below(250) + 1),
-                    user_agent: "bench/1.0".into(),
-                    impersonator: None,
-                }),
-                action: action.into(),
-                action_type: action_type as i32,
-                target: Some(Target {
-                    r#type: "order".into(),
-                    id: format!("o-{}", rng.power_law(100_000)),
-                    name: String::new(),
-                }),
-                outcome: Some(Outcome {
-                    result: if rng.below(50) == 0 {
-                        ResultCode::Denied
-                    } else {
-                        ResultCode::Success
-                    } as i32,
-                    error_code: String::new(),
-                    message: String::new(),
-                }),
-                trace_id: format!("{:016x}{:016x}", rng.next() | 1, rng.next()),
-                span_id: format!("{:016x}", rng.next() | 1),
-                request_id: format!("req-{i}"),
-                metadata_json: format!("{{\"ticket\":\"T-{i}\",\"note\":\"{filler}\"}}"),
-                changes,
-                schema_version: 1,
-            }
-        })
-        .collect()
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -173,18 +77,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let database = format!("oplog_bench_{}", std::process::id());
-    let mut conn = sqlx::MySqlConnection::connect(&mysql).await?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-        .execute(&mut conn)
-        .await?;
-    let (prefix, _) = mysql.rsplit_once('/').expect("URL has a database");
     let mut config = Config::default();
-    config.mysql.url = format!("{prefix}/{database}");
+    config.mysql.url = common::fresh_database(&mysql, &database).await?;
     config.kafka.topic = topic.clone();
     config.consumer.group_id = topic.clone();
     let store = MySqlStore::connect(&config.mysql.settings()).await?;
-    store.migrate().await?;
-    oplog::partitions::create_ahead(store.pool(), Utc::now().date_naive(), 2).await?;
     let store = Arc::new(store);
 
     let registry = prometheus::Registry::new();
@@ -282,8 +179,5 @@ async fn main() -> anyhow::Result<()> {
         println!("kept database {database}");
         return Ok(());
     }
-    sqlx::raw_sql(&format!("DROP DATABASE {database}"))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
+    common::drop_database(&mysql, &database).await
 }
