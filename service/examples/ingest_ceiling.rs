@@ -1,0 +1,297 @@
+//! Measures the database's own ceiling for the rows oplog writes, to put the consumer's
+//! throughput in proportion: the same generated events loaded into empty tables by
+//! `LOAD DATA LOCAL INFILE` (through the `mariadb` client), by plain multi-row INSERTs
+//! in one transaction per batch, and by oplog's store (which also reads the stored
+//! content hashes of each batch); plus plain INSERTs against fewer secondary indexes.
+//!
+//! ```text
+//! eval "$(scripts/services.sh env)"
+//! cargo run --release --example ingest_ceiling -- 100000
+//! ```
+//!
+//! It prints one line per figure; nothing is asserted.
+
+mod common;
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use chrono::Utc;
+use oplog::config::Config;
+use oplog::event::{datetime_from_us, EventRecord};
+use oplog::store::{MySqlStore, Store};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
+
+/// Rows per transaction for the INSERT paths, oplog's default batch size.
+const BATCH: usize = 2_000;
+
+/// Secondary indexes of the events table, from the migration.
+const INDEXES: [&str; 9] = [
+    "idx_events_event_id",
+    "idx_events_actor",
+    "idx_events_action_type",
+    "idx_events_action",
+    "idx_events_service",
+    "idx_events_target",
+    "idx_events_result",
+    "idx_events_trace",
+    "idx_events_tenant",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let events: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let base = std::env::var("OPLOG_TEST_MYSQL_URL")?;
+    let generated = common::generate(events, Utc::now().timestamp_micros());
+    let records: Vec<EventRecord> = generated
+        .iter()
+        .map(EventRecord::from_event)
+        .collect::<Result<_, _>>()?;
+    let hashes: Vec<[u8; 16]> = records.iter().map(EventRecord::content_hash).collect();
+    println!("events: {events}, batches of {BATCH} for the INSERT paths");
+
+    let database = format!("oplog_ceiling_{}", std::process::id());
+    let dir = tempfile::tempdir()?;
+
+    let url = common::fresh_database(&base, &database).await?;
+    let (events_file, details_file) = write_tsv(dir.path(), &records, &hashes)?;
+    let started = Instant::now();
+    load_data(&url, &events_file, &details_file)?;
+    report(
+        "LOAD DATA LOCAL INFILE, 9 secondary indexes",
+        events,
+        started,
+    );
+
+    for kept in [9, 4, 0] {
+        let url = common::fresh_database(&base, &database).await?;
+        let pool = MySqlPool::connect(&url).await?;
+        for index in &INDEXES[kept..] {
+            sqlx::raw_sql(&format!("ALTER TABLE oplog_events DROP INDEX {index}"))
+                .execute(&pool)
+                .await?;
+        }
+        let started = Instant::now();
+        insert_plain(&pool, &records, &hashes).await?;
+        report(
+            &format!("plain multi-row INSERT, {kept} secondary indexes"),
+            events,
+            started,
+        );
+    }
+
+    let url = common::fresh_database(&base, &database).await?;
+    let mut config = Config::default();
+    config.mysql.url = url;
+    let store = MySqlStore::connect(&config.mysql.settings()).await?;
+    let started = Instant::now();
+    for chunk in records.chunks(BATCH) {
+        store.write_batch(chunk, &[]).await?;
+    }
+    report(
+        "oplog store write_batch (hash check, both tables)",
+        events,
+        started,
+    );
+
+    common::drop_database(&base, &database).await
+}
+
+/// Fails unless both tables hold `events` rows, so a figure never hides a partial load.
+async fn check_rows(url: &str, events: usize) -> anyhow::Result<()> {
+    let pool = MySqlPool::connect(url).await?;
+    for table in ["oplog_events", "oplog_event_details"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await?;
+        anyhow::ensure!(
+            rows as usize == events,
+            "{table} holds {rows} rows, not {events}"
+        );
+    }
+    Ok(())
+}
+
+fn report(what: &str, events: usize, started: Instant) {
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{what}: {seconds:.2} s, {:.0} events/s",
+        events as f64 / seconds
+    );
+}
+
+/// Escapes a field for LOAD DATA's defaults: tab-separated, backslash escapes.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn time(us: i64) -> String {
+    datetime_from_us(us)
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_tsv(
+    dir: &std::path::Path,
+    records: &[EventRecord],
+    hashes: &[[u8; 16]],
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let events_path = dir.join("events.tsv");
+    let details_path = dir.join("details.tsv");
+    let mut events = std::io::BufWriter::new(std::fs::File::create(&events_path)?);
+    let mut details = std::io::BufWriter::new(std::fs::File::create(&details_path)?);
+    for (r, hash) in records.iter().zip(hashes) {
+        let fields = [
+            time(r.occurred_at_us),
+            escape(&r.event_id),
+            escape(&r.service),
+            escape(&r.tenant),
+            escape(&r.actor_id),
+            r.actor_type.to_string(),
+            escape(&r.impersonator_id),
+            r.impersonator_type.to_string(),
+            escape(&r.action),
+            r.action_type.to_string(),
+            escape(&r.target_type),
+            escape(&r.target_id),
+            r.result.to_string(),
+            escape(&r.error_code),
+            escape(&r.trace_id),
+            escape(&r.span_id),
+            escape(&r.request_id),
+            r.schema_version.to_string(),
+            hex(hash),
+        ];
+        writeln!(events, "{}", fields.join("\t"))?;
+        let fields = [
+            time(r.occurred_at_us),
+            escape(&r.event_id),
+            escape(&r.actor_display_name),
+            escape(&r.actor_ip),
+            escape(&r.actor_user_agent),
+            escape(&r.target_name),
+            escape(&r.outcome_message),
+            escape(&r.metadata_json),
+            escape(&r.changes_json),
+        ];
+        writeln!(details, "{}", fields.join("\t"))?;
+    }
+    events.flush()?;
+    details.flush()?;
+    Ok((events_path, details_path))
+}
+
+/// Loads both files with the `mariadb` command-line client, which sends LOCAL files.
+fn load_data(url: &str, events: &std::path::Path, details: &std::path::Path) -> anyhow::Result<()> {
+    let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
+    let (credentials, rest) = rest.split_once('@').expect("URL has credentials");
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let (host_port, database) = rest.split_once('/').expect("URL has a database");
+    let (host, port) = host_port.split_once(':').unwrap_or((host_port, "3306"));
+    let sql = format!(
+        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES'); \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE oplog_events \
+         (occurred_at, event_id, service, tenant, actor_id, actor_type, impersonator_id, \
+          impersonator_type, action, action_type, target_type, target_id, result, error_code, \
+          trace_id, span_id, request_id, schema_version, @hash) \
+         SET content_hash = UNHEX(@hash); \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE oplog_event_details \
+         (occurred_at, event_id, actor_display_name, actor_ip, actor_user_agent, target_name, \
+          outcome_message, metadata, changes);",
+        events.display(),
+        details.display()
+    );
+    let status = std::process::Command::new("mariadb")
+        .args([
+            "--local-infile=1",
+            "--protocol=tcp",
+            "-h",
+            host,
+            "-P",
+            port,
+            "-u",
+            user,
+            &format!("-p{password}"),
+            database,
+            "-e",
+            &sql,
+        ])
+        .status()?;
+    anyhow::ensure!(status.success(), "LOAD DATA failed: {status}");
+    Ok(())
+}
+
+async fn insert_plain(
+    pool: &MySqlPool,
+    records: &[EventRecord],
+    hashes: &[[u8; 16]],
+) -> anyhow::Result<()> {
+    for (chunk, chunk_hashes) in records.chunks(BATCH).zip(hashes.chunks(BATCH)) {
+        let mut tx = pool.begin().await?;
+        let mut events: QueryBuilder<MySql> = QueryBuilder::new(
+            "INSERT INTO oplog_events (occurred_at, event_id, service, tenant, actor_id, \
+             actor_type, impersonator_id, impersonator_type, action, action_type, target_type, \
+             target_id, result, error_code, trace_id, span_id, request_id, schema_version, \
+             content_hash) ",
+        );
+        events.push_values(chunk.iter().zip(chunk_hashes), |mut row, (r, hash)| {
+            row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
+                .push_bind(&r.event_id)
+                .push_bind(&r.service)
+                .push_bind(&r.tenant)
+                .push_bind(&r.actor_id)
+                .push_bind(r.actor_type)
+                .push_bind(&r.impersonator_id)
+                .push_bind(r.impersonator_type)
+                .push_bind(&r.action)
+                .push_bind(r.action_type)
+                .push_bind(&r.target_type)
+                .push_bind(&r.target_id)
+                .push_bind(r.result)
+                .push_bind(&r.error_code)
+                .push_bind(&r.trace_id)
+                .push_bind(&r.span_id)
+                .push_bind(&r.request_id)
+                .push_bind(r.schema_version)
+                .push_bind(hash.as_slice());
+        });
+        events.build().persistent(false).execute(&mut *tx).await?;
+        let mut details: QueryBuilder<MySql> = QueryBuilder::new(
+            "INSERT INTO oplog_event_details (occurred_at, event_id, actor_display_name, \
+             actor_ip, actor_user_agent, target_name, outcome_message, metadata, changes) ",
+        );
+        details.push_values(chunk, |mut row, r| {
+            row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
+                .push_bind(&r.event_id)
+                .push_bind(&r.actor_display_name)
+                .push_bind(&r.actor_ip)
+                .push_bind(&r.actor_user_agent)
+                .push_bind(&r.target_name)
+                .push_bind(&r.outcome_message)
+                .push_bind(&r.metadata_json)
+                .push_bind(&r.changes_json);
+        });
+        details.build().persistent(false).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
