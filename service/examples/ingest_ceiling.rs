@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         events,
         started,
     );
+    check_rows(&url, events).await?;
 
     for kept in [9, 4, 0] {
         let url = common::fresh_database(&base, &database).await?;
@@ -82,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             events,
             started,
         );
+        check_rows(&url, events).await?;
     }
 
     let url = common::fresh_database(&base, &database).await?;
@@ -97,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         events,
         started,
     );
+    check_rows(&config.mysql.url, events).await?;
 
     common::drop_database(&base, &database).await
 }
