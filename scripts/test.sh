@@ -53,6 +53,7 @@ if [[ $status -eq 0 ]]; then
   step "benchmark harness at a small size"
   target_dir=${CARGO_TARGET_DIR:-target}
   "$target_dir/debug/examples/pipeline_bench" 2000 50 || status=$?
+  "$target_dir/debug/examples/ingest_ceiling" 2000 || status=$?
 fi
 
 awk '/^test result:/ { passed += $4; failed += $6 }
