@@ -437,6 +437,11 @@ impl Config {
                 "mysql.max_statement_bytes",
                 self.mysql.max_statement_bytes as u64,
             ),
+            (
+                "mysql.statement_timeout_ms",
+                self.mysql.statement_timeout_ms,
+            ),
+            ("mysql.retention_days", u64::from(self.mysql.retention_days)),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid(format!(

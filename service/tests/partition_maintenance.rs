@@ -36,6 +36,7 @@ fn options(today: &str, ahead_days: u32, retention_days: u32) -> Options {
         max_attempts: 3,
         named_lock_timeout: Duration::from_secs(60),
         actor: "system:serviceaccount:oplog:maintenance".into(),
+        create_only: false,
     }
 }
 
@@ -396,4 +397,40 @@ fn zero_retention_is_rejected_by_the_command() {
         .output()
         .unwrap();
     assert!(!output.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn future_today_cannot_reach_recent_data() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let real_today = chrono::Utc::now().date_naive();
+    let today = real_today.to_string();
+    maintain::run(&store, &options(&today, 2, 30))
+        .await
+        .unwrap();
+    let id = "recent";
+    let record =
+        EventRecord::from_event(&event(id, chrono::Utc::now().timestamp_micros())).unwrap();
+    store.write_batch(&[record], &[]).await.unwrap();
+
+    // A year ahead with a retention of 30 days, as a typo in --today would ask.
+    let far = (real_today + chrono::Days::new(365)).to_string();
+    let (plan, _) = maintain::run(&store, &options(&far, 0, 30)).await.unwrap();
+    assert!(
+        plan.iter().all(|a| !matches!(a, Action::Drop { .. })),
+        "nothing within 30 days of the real date is dropped: {plan:?}"
+    );
+    assert!(store.get_event(id).await.unwrap().is_some());
+}
+
+#[test]
+fn future_today_needs_dry_run() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oplog"))
+        .args(["partitions", "maintain", "--today", "2999-01-01"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--dry-run"), "{err}");
 }

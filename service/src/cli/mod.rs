@@ -214,16 +214,28 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         .migrate()
         .await
         .context("failed to apply migrations")?;
-    let today = chrono::Utc::now().date_naive();
-    let created =
-        crate::partitions::create_ahead(store.pool(), today, config.mysql.partitions_ahead_days)
-            .await
-            .context("failed to create day partitions")?;
-    for (table, days) in created {
-        println!(
-            "{table}: schema up to date, {} day partitions created",
-            days.len()
-        );
+    println!("schema migrated");
+    // The partitions ahead are created under the maintenance lock, as
+    // `oplog partitions maintain` creates them, but nothing is dropped.
+    let options = crate::partitions::maintain::Options {
+        today: chrono::Utc::now().date_naive(),
+        ahead_days: config.mysql.partitions_ahead_days,
+        retention_days: config.mysql.retention_days,
+        dry_run: false,
+        lock_wait_timeout: std::time::Duration::from_secs(5),
+        max_attempts: 5,
+        named_lock_timeout: std::time::Duration::from_secs(300),
+        actor: "system:oplog-migrate".into(),
+        create_only: true,
+    };
+    let (_, report) = crate::partitions::maintain::run(&store, &options)
+        .await
+        .context("failed to create day partitions")?;
+    for action in &report.done {
+        println!("{action}");
+    }
+    if let Some((action, why)) = report.left.first() {
+        anyhow::bail!("failed to {action}: {why}");
     }
     Ok(())
 }

@@ -34,17 +34,18 @@ pub struct MaintainArgs {
     mysql: MySqlArgs,
     /// Days after today (UTC) that must have a partition [config:
     /// mysql.partitions_ahead_days; default: 7].
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=3650))]
     ahead: Option<u32>,
     /// Days kept: partitions whose whole range is older are dropped; at least 1
     /// [config: mysql.retention_days; default: 365].
-    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
     retention: Option<u32>,
     /// Print the plan and change nothing.
     #[arg(long)]
     dry_run: bool,
     /// The day to plan for instead of today (UTC), as YYYY-MM-DD; for backfills and
-    /// tests. Today's and later partitions are never dropped either way.
+    /// tests. A later day than today needs --dry-run, and drops never reach past the
+    /// real date minus the retention either way.
     #[arg(long, value_name = "DATE")]
     today: Option<NaiveDate>,
     /// Who runs the maintenance, recorded in the audit event of each drop.
@@ -90,7 +91,14 @@ impl MaintainArgs {
             max_attempts: self.attempts,
             named_lock_timeout: Duration::from_secs(self.named_lock_timeout),
             actor: self.actor.clone(),
+            create_only: false,
         };
+        let real_today = Utc::now().date_naive();
+        anyhow::ensure!(
+            options.today <= real_today || options.dry_run,
+            "--today {} is after today ({real_today}); plan a future day only with --dry-run",
+            options.today
+        );
         anyhow::ensure!(
             options.retention_days >= 1,
             "mysql.retention_days is 0; set a retention of at least 1 day"
@@ -110,7 +118,8 @@ impl MaintainArgs {
             }
             Err(_) => (RunOutcome::Failure, 0, 0),
         };
-        if let Some(path) = &self.metrics_file {
+        // A dry run changes nothing, so it leaves the last real run's metrics alone.
+        if let (Some(path), false) = (&self.metrics_file, options.dry_run) {
             write_metrics(path, outcome, created, dropped)?;
         }
         result.context("partition maintenance failed")?;

@@ -67,7 +67,8 @@ impl LagMonitor {
                 self.readiness.set_ready(COMPONENT);
                 let states = self.shared.partitions();
                 for (partition, low, high) in watermarks {
-                    let Some(state) = states.get(&partition) else {
+                    // An unclaimed partition's stored offset is not known yet.
+                    let Some(state) = states.get(&partition).filter(|s| s.owner.is_some()) else {
                         continue;
                     };
                     // Without a stored offset everything retained is lag; an empty

@@ -112,6 +112,9 @@ impl<'a> Worker<'a> {
             self.apply_backpressure();
             let wake = self.next_wake();
             tokio::select! {
+                // Shutdown first: a message read after it could be pushed past one
+                // that was not dead-lettered.
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep_until(wake.into()) => self.step().await,
                 message = consumer.recv() => match message {
@@ -169,6 +172,11 @@ impl<'a> Worker<'a> {
 
     /// Adds one message to the batch, dead-lettering it first when it cannot be stored.
     async fn handle(&self, message: &BorrowedMessage<'_>) {
+        // After shutdown began, nothing more is added: the batch must not pass a message
+        // that an interrupted dead-letter publish left unstored.
+        if self.shutdown.is_cancelled() {
+            return;
+        }
         let partition = message.partition();
         // Messages of a partition this consumer does not own (not claimed yet, or
         // fenced) are read again by whoever owns it.
@@ -316,7 +324,9 @@ impl<'a> Worker<'a> {
                         return;
                     }
                 }
-                error if error.is_transient() => {
+                error if !error.is_row_rejection() || flush.records.is_empty() => {
+                    // Transient, or about the whole database (read-only, disk full):
+                    // retry the batch unchanged.
                     self.schedule_retry(flush, &error);
                     return;
                 }
@@ -378,12 +388,7 @@ impl<'a> Worker<'a> {
     async fn reused(&self, flush: &mut Flush, indexes: &[usize]) -> bool {
         for &index in indexes {
             let record = &flush.records[index];
-            let rejection = Rejection::EventIdReused {
-                event_id: record.event_id.clone(),
-                occurred_at: record
-                    .occurred_at()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            };
+            let rejection = reused_rejection(record);
             if !self.dead_letter(&flush.sources[index], &rejection).await {
                 return false;
             }
@@ -398,6 +403,11 @@ impl<'a> Worker<'a> {
         tracing::warn!(topic = %self.settings.topic, partition, "partition claimed by another consumer; dropping its buffered events");
         self.shared.partitions().remove(&partition);
         self.shared.batch().drop_partitions(&[partition]);
+        let _ = self
+            .metrics
+            .consumer
+            .lag
+            .remove_label_values(&[&self.settings.topic, &partition.to_string()]);
         flush.drop_partition(partition);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.settings.topic, partition);
@@ -414,9 +424,8 @@ impl<'a> Worker<'a> {
             return Ok(());
         }
         let rejected = self.find_rejected(&flush.records).await?;
-        for (index, reason) in &rejected {
-            let rejection = Rejection::RejectedByDatabase(reason.clone());
-            if !self.dead_letter(&flush.sources[*index], &rejection).await {
+        for (index, rejection) in &rejected {
+            if !self.dead_letter(&flush.sources[*index], rejection).await {
                 // Shutdown: the batch stays unwritten and is consumed again.
                 return Err(StoreError::Timeout(Duration::ZERO));
             }
@@ -426,26 +435,39 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// Writes ever smaller parts of `records` without offsets until each part is stored
+    /// or is a single event the database refuses for its values or as a reused id.
     async fn find_rejected(
         &self,
         records: &[EventRecord],
-    ) -> Result<Vec<(usize, String)>, StoreError> {
+    ) -> Result<Vec<(usize, Rejection)>, StoreError> {
         let mut rejected = Vec::new();
         let mut ranges = Vec::new();
         ranges.push(0..records.len());
         while let Some(range) = ranges.pop() {
-            match self.store.write_batch(&records[range.clone()], &[]).await {
-                Ok(_) => {}
-                Err(e) if e.is_transient() => return Err(e),
-                Err(e) if range.len() == 1 => rejected.push((range.start, e.to_string())),
-                Err(_) => {
-                    let middle = range.start + range.len() / 2;
-                    ranges.push(middle..range.end);
-                    ranges.push(range.start..middle);
-                }
+            let error = match self.store.write_batch(&records[range.clone()], &[]).await {
+                Ok(_) => continue,
+                Err(error) => error,
+            };
+            let reused = matches!(error, StoreError::IdReused { .. });
+            if !reused && !error.is_row_rejection() {
+                return Err(error);
             }
+            if range.len() > 1 {
+                let middle = range.start + range.len() / 2;
+                ranges.push(middle..range.end);
+                ranges.push(range.start..middle);
+                continue;
+            }
+            let record = &records[range.start];
+            let rejection = if reused {
+                reused_rejection(record)
+            } else {
+                Rejection::RejectedByDatabase(error.to_string())
+            };
+            rejected.push((range.start, rejection));
         }
-        rejected.sort_unstable();
+        rejected.sort_unstable_by_key(|(index, _)| *index);
         Ok(rejected)
     }
 
@@ -621,5 +643,15 @@ impl<'a> Worker<'a> {
                 }
             }
         }
+    }
+}
+
+/// The dead-letter reason of an event that reuses a stored event's time and id.
+fn reused_rejection(record: &EventRecord) -> Rejection {
+    Rejection::EventIdReused {
+        event_id: record.event_id.clone(),
+        occurred_at: record
+            .occurred_at()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     }
 }

@@ -5,11 +5,9 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate, Utc};
-use sqlx::{Connection, Executor, MySqlConnection, MySqlPool};
+use sqlx::{Connection, Executor, MySqlConnection};
 
-use super::{
-    list, missing_days, partition_name, reorganize_statement, PartitionError, CATCH_ALL, TABLES,
-};
+use super::{list_on, missing_days, partition_name, reorganize_statement, PartitionError, TABLES};
 use crate::event::{timestamp_from_us, EventRecord};
 use crate::proto::{
     ActionType, Actor, ActorType, OperationEvent, Outcome, Result as ResultCode, Target,
@@ -43,6 +41,8 @@ pub struct Options {
     pub named_lock_timeout: Duration,
     /// Who runs the maintenance, recorded in the audit events.
     pub actor: String,
+    /// Only create partitions ahead, drop nothing (what `oplog migrate` does).
+    pub create_only: bool,
 }
 
 /// One change the run makes.
@@ -122,30 +122,60 @@ impl Report {
     }
 }
 
-/// Plans the run: the partitions to create ahead and those to drop, per table.
-pub async fn plan(pool: &MySqlPool, options: &Options) -> Result<Vec<Action>, PartitionError> {
-    let cutoff = options.today - Days::new(u64::from(options.retention_days));
+/// Most partitions a table may have in MySQL and MariaDB.
+const MAX_PARTITIONS: usize = 8192;
+
+/// Plans the run: the partitions to create ahead and those to drop, per table. Drops
+/// are bounded by the real clock too, so a `today` in the future cannot reach data
+/// within the retention.
+pub async fn plan(
+    conn: &mut MySqlConnection,
+    options: &Options,
+) -> Result<Vec<Action>, PartitionError> {
+    let real_today = Utc::now().date_naive();
+    let retention = Days::new(u64::from(options.retention_days));
+    let cutoff = options.today.min(real_today).checked_sub_days(retention);
     let mut actions = Vec::new();
     for table in TABLES {
-        let existing = list(pool, table).await?;
-        let days = missing_days(&existing, options.today, options.ahead_days);
+        let existing = list_on(conn, table).await?;
+        // Days already past the retention need no partition of their own.
+        let earliest = options.today.checked_sub_days(retention);
+        let days = missing_days(&existing, options.today, options.ahead_days, earliest);
+        if existing.len() + days.len() > MAX_PARTITIONS {
+            return Err(PartitionError::TooMany {
+                table: table.to_owned(),
+                count: existing.len() + days.len(),
+            });
+        }
         if !days.is_empty() {
             actions.push(Action::Create { table, days });
+        }
+        if options.create_only {
+            continue;
         }
         for partition in existing {
             let Some(less_than) = partition.less_than else {
                 continue;
             };
-            // The whole range is older than the cutoff, and the partition can never
-            // hold today: its bound is at most the cutoff, which is before today.
-            if less_than > cutoff || less_than > options.today || partition.name == CATCH_ALL {
+            // The whole range is older than the cutoff; the cutoff is before today.
+            if cutoff.is_none_or(|cutoff| less_than > cutoff) {
+                continue;
+            }
+            // Only partitions named the way oplog names them are dropped; anything
+            // else was made by hand and is left for a person to decide.
+            let own_name = less_than
+                .pred_opt()
+                .map(partition_name)
+                .is_some_and(|name| name == partition.name);
+            if !own_name {
+                tracing::warn!(table, partition = %partition.name, "partition is not named by oplog; not dropped");
                 continue;
             }
             let rows: i64 = sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM {table} PARTITION ({})",
+                "SELECT COUNT(*) FROM {table} PARTITION (`{}`)",
                 partition.name
             ))
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
             actions.push(Action::Drop {
                 table,
@@ -156,6 +186,38 @@ pub async fn plan(pool: &MySqlPool, options: &Options) -> Result<Vec<Action>, Pa
         }
     }
     Ok(actions)
+}
+
+/// The name of the named lock of the current database: runs against different
+/// databases on one server do not wait for each other.
+async fn lock_name(conn: &mut MySqlConnection) -> Result<String, PartitionError> {
+    let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let database: String = database.unwrap_or_default().chars().take(40).collect();
+    Ok(format!("{LOCK_NAME}.{database}"))
+}
+
+/// Lifts the session statement time limits of the pool's connections: an ALTER that
+/// MariaDB interrupts late through `max_statement_time` can keep the new partition
+/// layout without the rows it was moving. Only the lock waits stay bounded.
+async fn lift_statement_limits(conn: &mut MySqlConnection) -> Result<(), PartitionError> {
+    for statement in [
+        "SET SESSION max_statement_time = 0",
+        "SET SESSION max_execution_time = 0",
+    ] {
+        // Each variable exists on one of the two servers only (error 1193 elsewhere).
+        if let Err(e) = conn.execute(statement).await {
+            let unknown = e
+                .as_database_error()
+                .and_then(|e| e.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+                .is_some_and(|e| e.number() == 1193);
+            if !unknown {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the maintenance: takes the named lock, plans, and carries the plan out unless
@@ -169,18 +231,20 @@ pub async fn run(
         "the command line rejects a retention of 0"
     );
     let mut conn = store.pool().acquire().await?.detach();
+    lift_statement_limits(&mut conn).await?;
+    let lock = lock_name(&mut conn).await?;
     let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
-        .bind(LOCK_NAME)
+        .bind(&lock)
         .bind(options.named_lock_timeout.as_secs_f64())
         .fetch_one(&mut conn)
         .await?;
     if locked != Some(1) {
-        return Err(PartitionError::Locked(LOCK_NAME.into()));
+        return Err(PartitionError::Locked(lock));
     }
     let result = run_locked(&mut conn, store, options).await;
     // The lock is also released when the connection closes, should this fail.
     let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
-        .bind(LOCK_NAME)
+        .bind(&lock)
         .execute(&mut conn)
         .await;
     let _ = conn.close().await;
@@ -192,7 +256,7 @@ async fn run_locked(
     store: &MySqlStore,
     options: &Options,
 ) -> Result<(Vec<Action>, Report), PartitionError> {
-    let plan = plan(store.pool(), options).await?;
+    let plan = plan(conn, options).await?;
     let mut report = Report::default();
     if options.dry_run {
         return Ok((plan, report));
@@ -208,7 +272,7 @@ async fn run_locked(
             Action::Drop {
                 table, partition, ..
             } => {
-                format!("ALTER TABLE {table} DROP PARTITION {partition}")
+                format!("ALTER TABLE {table} DROP PARTITION `{partition}`")
             }
         };
         match execute_with_retries(conn, &statement, options).await {
@@ -349,6 +413,7 @@ mod tests {
             max_attempts: 2,
             named_lock_timeout: Duration::from_secs(1),
             actor: "system:serviceaccount:oplog:maintenance".into(),
+            create_only: false,
         }
     }
 

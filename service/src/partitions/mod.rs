@@ -31,6 +31,14 @@ pub enum PartitionError {
     /// A statement failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The plan would exceed the partitions a table may have.
+    #[error("table {table} would have {count} partitions, over the limit of 8192; lower --ahead or --retention")]
+    TooMany {
+        /// Table name.
+        table: String,
+        /// Partitions it would have.
+        count: usize,
+    },
     /// Another run holds the maintenance lock.
     #[error("another `oplog partitions maintain` holds the lock {0:?}; wait for it to finish")]
     Locked(String),
@@ -59,6 +67,15 @@ pub enum PartitionError {
 
 /// Lists the partitions of `table` in the current database, in bound order.
 pub async fn list(pool: &MySqlPool, table: &str) -> Result<Vec<Partition>, PartitionError> {
+    let mut conn = pool.acquire().await?;
+    list_on(&mut conn, table).await
+}
+
+/// [`list`] on one connection.
+pub async fn list_on(
+    conn: &mut sqlx::MySqlConnection,
+    table: &str,
+) -> Result<Vec<Partition>, PartitionError> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT CAST(PARTITION_NAME AS CHAR), CAST(PARTITION_DESCRIPTION AS CHAR) \
          FROM information_schema.PARTITIONS \
@@ -66,7 +83,7 @@ pub async fn list(pool: &MySqlPool, table: &str) -> Result<Vec<Partition>, Parti
          ORDER BY PARTITION_ORDINAL_POSITION",
     )
     .bind(table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
         .map(|(name, bound)| {
@@ -99,18 +116,32 @@ pub fn partition_name(day: NaiveDate) -> String {
 /// Days that need a partition so that every day up to `today + ahead_days` has one,
 /// given the existing partitions of a table. Days between the last existing bound and
 /// today are created too, so that each partition holds exactly the day it is named
-/// after; with only the catch-all, the first partition is today's.
-pub fn missing_days(existing: &[Partition], today: NaiveDate, ahead_days: u32) -> Vec<NaiveDate> {
-    let last = today + Days::new(u64::from(ahead_days));
+/// after, but none before `earliest` (days already past the retention). With only the
+/// catch-all, the first partition is today's.
+pub fn missing_days(
+    existing: &[Partition],
+    today: NaiveDate,
+    ahead_days: u32,
+    earliest: Option<NaiveDate>,
+) -> Vec<NaiveDate> {
+    let Some(last) = today.checked_add_days(Days::new(u64::from(ahead_days))) else {
+        return Vec::new();
+    };
     let mut day = existing
         .iter()
         .filter_map(|p| p.less_than)
         .max()
         .unwrap_or(today);
+    if let Some(earliest) = earliest {
+        day = day.max(earliest);
+    }
     let mut days = Vec::new();
     while day <= last {
         days.push(day);
-        day = day + Days::new(1);
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
     }
     days
 }
@@ -145,7 +176,7 @@ pub async fn create_ahead(
     let mut created = Vec::new();
     for table in TABLES {
         let existing = list(pool, table).await?;
-        let days = missing_days(&existing, today, ahead_days);
+        let days = missing_days(&existing, today, ahead_days, None);
         if !days.is_empty() {
             sqlx::raw_sql(&reorganize_statement(table, &days))
                 .execute(pool)
@@ -191,9 +222,9 @@ mod tests {
                 less_than: None,
             },
         ];
-        let days = missing_days(&existing, date("2026-12-04"), 2);
+        let days = missing_days(&existing, date("2026-12-04"), 2, None);
         assert_eq!(days, vec![date("2026-12-05"), date("2026-12-06")]);
-        assert!(missing_days(&existing, date("2026-12-04"), 0).is_empty());
+        assert!(missing_days(&existing, date("2026-12-04"), 0, None).is_empty());
     }
 
     #[test]
@@ -208,7 +239,7 @@ mod tests {
                 less_than: None,
             },
         ];
-        let days = missing_days(&existing, date("2026-12-04"), 1);
+        let days = missing_days(&existing, date("2026-12-04"), 1, None);
         assert_eq!(
             days,
             vec![
@@ -221,12 +252,32 @@ mod tests {
     }
 
     #[test]
+    fn missing_days_skip_days_past_the_retention() {
+        let existing = vec![
+            Partition {
+                name: "p20200101".into(),
+                less_than: Some(date("2020-01-02")),
+            },
+            Partition {
+                name: CATCH_ALL.into(),
+                less_than: None,
+            },
+        ];
+        let days = missing_days(&existing, date("2026-12-04"), 1, Some(date("2026-12-03")));
+        assert_eq!(
+            days,
+            vec![date("2026-12-03"), date("2026-12-04"), date("2026-12-05")]
+        );
+        assert!(missing_days(&existing, date("2026-12-04"), u32::MAX, None).is_empty());
+    }
+
+    #[test]
     fn only_catch_all_starts_today() {
         let existing = vec![Partition {
             name: CATCH_ALL.into(),
             less_than: None,
         }];
-        let days = missing_days(&existing, date("2026-12-04"), 1);
+        let days = missing_days(&existing, date("2026-12-04"), 1, None);
         assert_eq!(days, vec![date("2026-12-04"), date("2026-12-05")]);
     }
 

@@ -22,6 +22,8 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     const CLAIM_PARTITION: &'static str;
     /// Maximum placeholders in one statement.
     const MAX_PLACEHOLDERS: usize;
+    /// Suffix that makes a SELECT read the latest committed rows and lock them.
+    const LOCKING_READ: &'static str;
 
     /// Binds one value, converting times to the store's column type.
     fn bind<'q>(
@@ -70,15 +72,6 @@ where
     let mut start = 0;
     for chunk in row::chunks(events, max_rows, max_statement_bytes) {
         let chunk_hashes = &hashes[start..start + chunk.len()];
-        let reused = find_reused::<D>(&mut tx, chunk, chunk_hashes).await?;
-        statements += 1;
-        if !reused.is_empty() {
-            // Dropping the transaction rolls it back: none of the batch is stored.
-            return Err(StoreError::IdReused {
-                indexes: reused.into_iter().map(|i| start + i).collect(),
-            });
-        }
-
         let events_sql = sql::insert(
             "oplog_events",
             &sql::EVENT_COLUMNS,
@@ -94,6 +87,17 @@ where
             .execute(&mut *tx)
             .await?;
 
+        // Checked after the insert, with a locking read: a row another transaction
+        // inserted with the same key is then committed and visible, and a key that was
+        // taken kept its first row, since the insert left it alone.
+        let reused = find_reused::<D>(&mut tx, chunk, chunk_hashes).await?;
+        if !reused.is_empty() {
+            // Dropping the transaction rolls it back: none of the batch is stored.
+            return Err(StoreError::IdReused {
+                indexes: reused.into_iter().map(|i| start + i).collect(),
+            });
+        }
+
         let details_sql = sql::insert(
             "oplog_event_details",
             &sql::DETAIL_COLUMNS,
@@ -105,7 +109,7 @@ where
             .persistent(false)
             .execute(&mut *tx)
             .await?;
-        statements += 2;
+        statements += 3;
         start += chunk.len();
     }
     for offset in offsets {
@@ -251,8 +255,8 @@ impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
     }
 }
 
-/// Returns the indexes in `chunk` of events whose (time, id) is already stored, or
-/// earlier in the chunk, with different content.
+/// Returns the indexes in `chunk` of events whose (time, id) is stored, by another
+/// event or earlier in the chunk, with different content.
 async fn find_reused<D: Dialect>(
     tx: &mut sqlx::Transaction<'_, D::Db>,
     chunk: &[EventRecord],
@@ -271,7 +275,7 @@ where
     let mut ids: Vec<&str> = chunk.iter().map(|r| r.event_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let sql = sql::existing_hashes(ids.len());
+    let sql = format!("{}{}", sql::existing_hashes(ids.len()), D::LOCKING_READ);
     let values = [Value::Time(first), Value::Time(last)]
         .into_iter()
         .chain(ids.iter().map(|id| Value::Text(id)));

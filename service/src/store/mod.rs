@@ -73,7 +73,40 @@ const TRANSIENT_MYSQL_ERRORS: [u16; 13] = [
     4031, // disconnected by the server for inactivity (MySQL)
 ];
 
+/// MySQL and MariaDB error numbers that reject a row for its values, so that splitting
+/// the batch finds the rows at fault. Any other error concerns the whole database
+/// (read-only, disk full, lost privileges) and is retried instead.
+const ROW_REJECTION_MYSQL_ERRORS: [u16; 11] = [
+    1048, // column cannot be null
+    1264, // out of range value
+    1265, // data truncated
+    1292, // incorrect value
+    1364, // field has no default value
+    1366, // incorrect string value
+    1406, // data too long
+    1452, // foreign key constraint fails
+    3140, // invalid JSON text (MySQL)
+    3819, // check constraint violated (MySQL)
+    4025, // CONSTRAINT failed (MariaDB)
+];
+
 impl StoreError {
+    /// True when the database refused rows for their values: splitting the batch
+    /// isolates the rows at fault.
+    pub fn is_row_rejection(&self) -> bool {
+        let Self::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return ROW_REJECTION_MYSQL_ERRORS.contains(&mysql.number());
+        }
+        // SQLite: SQLITE_CONSTRAINT and SQLITE_MISMATCH, with or without extended codes.
+        matches!(
+            db.code().as_deref().and_then(|c| c.parse::<i32>().ok()),
+            Some(c) if c & 0xff == 19 || c & 0xff == 20
+        )
+    }
+
     /// True when the same write may succeed later unchanged: the database was
     /// unreachable, busy or slow. False when it rejected the data itself.
     pub fn is_transient(&self) -> bool {

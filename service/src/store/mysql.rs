@@ -156,6 +156,8 @@ impl Dialect for MySqlDialect {
          VALUES (?, ?, ?, NULL, ?, ?) \
          ON DUPLICATE KEY UPDATE owner = VALUES(owner), updated_at = VALUES(updated_at)";
     const MAX_PLACEHOLDERS: usize = 65_535;
+    // Both MariaDB and MySQL 8.0 accept this form; MySQL 8.0 also has FOR SHARE.
+    const LOCKING_READ: &'static str = " LOCK IN SHARE MODE";
 
     fn bind<'q>(
         query: sqlx::query::Query<'q, MySql, MySqlArguments>,

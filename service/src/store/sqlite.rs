@@ -69,6 +69,8 @@ impl Dialect for SqliteDialect {
          owner = excluded.owner, updated_at = excluded.updated_at";
     // SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32.
     const MAX_PLACEHOLDERS: usize = 32_766;
+    // SQLite has a single writer, so a plain read already sees the latest rows.
+    const LOCKING_READ: &'static str = "";
 
     fn bind<'q>(
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
