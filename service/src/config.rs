@@ -107,7 +107,7 @@ pub struct MySqlConfig {
     pub max_statement_bytes: usize,
     /// Day partitions `oplog migrate` creates ahead of today.
     pub partitions_ahead_days: u32,
-    /// Longest wait of one statement, lock waits included, in milliseconds.
+    /// Maximum wait of one statement, lock waits included, in milliseconds.
     pub statement_timeout_ms: u64,
     /// Days of events kept: `oplog partitions maintain` drops day partitions whose
     /// whole range is older, and the consumer dead-letters older events.

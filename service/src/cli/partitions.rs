@@ -48,20 +48,20 @@ pub struct MaintainArgs {
     /// real date minus the retention either way.
     #[arg(long, value_name = "DATE")]
     today: Option<NaiveDate>,
-    /// Who runs the maintenance, recorded in the audit event of each drop.
+    /// Identity running the maintenance, recorded in the audit event of each drop.
     #[arg(
         long,
         env = "OPLOG_MAINTENANCE_ACTOR",
         default_value = "system:oplog-maintenance"
     )]
     actor: String,
-    /// Longest wait for a metadata lock per attempt, in seconds.
+    /// Maximum wait for a metadata lock per attempt, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECONDS")]
     lock_wait_timeout: u64,
     /// Attempts per statement before giving up.
     #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     attempts: u32,
-    /// Longest wait for another run to release the maintenance lock, in seconds.
+    /// Maximum wait for another run to release the maintenance lock, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     named_lock_timeout: u64,
     /// Write the run's metrics to FILE in the Prometheus text format, for the textfile

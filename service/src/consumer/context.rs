@@ -19,7 +19,7 @@ use super::batch::Batch;
 use crate::store::Store;
 use crate::telemetry::metrics::ConsumerMetrics;
 
-/// What this consumer knows of one assigned partition.
+/// State of one assigned partition in this consumer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PartitionState {
     /// Token of this consumer's claim; `None` while the claim has not succeeded, and the
@@ -82,7 +82,7 @@ pub(crate) struct OplogConsumerContext {
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl OplogConsumerContext {
-    /// A new claim token.
+    /// Returns a new claim token.
     pub(crate) fn next_owner(&self) -> String {
         let n = self.claims.fetch_add(1, Ordering::Relaxed);
         format!("{}/{n}", self.instance)

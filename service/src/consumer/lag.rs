@@ -1,4 +1,4 @@
-//! The lag monitor: asks the brokers for each assigned partition's high watermark on
+//! The lag monitor: requests each assigned partition's high watermark from the brokers on
 //! its own client, so the lag metric stays true while the consume loop is blocked or
 //! its partitions are paused, and reports missing topics and unreachable brokers
 //! through readiness.
@@ -17,10 +17,10 @@ use crate::telemetry::metrics::ConsumerMetrics;
 /// Readiness component of the topics and brokers.
 const COMPONENT: &str = "kafka";
 
-/// Longest wait for one metadata or watermark request.
+/// Maximum wait for one metadata or watermark request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the monitor watches.
+/// Inputs of the lag monitor.
 pub(crate) struct LagMonitor {
     pub client: Arc<BaseConsumer>,
     pub topic: String,
@@ -37,7 +37,7 @@ enum Round {
     Watermarks(Vec<(i32, i64, i64)>),
     /// A topic that does not exist.
     MissingTopic(String),
-    /// The brokers did not answer.
+    /// The brokers did not respond.
     Unreachable(String),
 }
 

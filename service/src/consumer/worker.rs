@@ -20,7 +20,7 @@ use crate::health::Readiness;
 use crate::kafka::CONTENT_TYPE_HEADER;
 use crate::store::{OffsetUpdate, Store, StoreError};
 
-/// Longest sleep of the loop, so that gauges stay fresh while nothing happens.
+/// Maximum sleep of the loop, so that gauges stay fresh while nothing happens.
 const TICK: Duration = Duration::from_secs(1);
 
 /// How long a seek to a newly claimed partition's offset may block.
@@ -646,7 +646,7 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// The dead-letter reason of an event that reuses a stored event's time and id.
+/// Builds the dead-letter reason of an event that reuses a stored event's time and id.
 fn reused_rejection(record: &EventRecord) -> Rejection {
     Rejection::EventIdReused {
         event_id: record.event_id.clone(),

@@ -20,7 +20,7 @@ pub const LOCK_NAME: &str = "oplog.partitions.maintain";
 /// MySQL error number of a lock wait timeout, metadata locks included.
 const LOCK_WAIT_TIMEOUT: u16 = 1205;
 
-/// What one run does.
+/// Settings of one run.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The current UTC day; partitions of this day and later are never dropped.
@@ -32,14 +32,14 @@ pub struct Options {
     pub retention_days: u32,
     /// Print the plan and change nothing.
     pub dry_run: bool,
-    /// Longest wait for a metadata lock per attempt; kept short so that inserts never
+    /// Maximum wait for a metadata lock per attempt; kept short so that inserts never
     /// queue long behind a waiting ALTER.
     pub lock_wait_timeout: Duration,
     /// Attempts per statement before giving up.
     pub max_attempts: u32,
-    /// Longest wait for the named lock held by another run.
+    /// Maximum wait for the named lock held by another run.
     pub named_lock_timeout: Duration,
-    /// Who runs the maintenance, recorded in the audit events.
+    /// Identity running the maintenance, recorded in the audit events.
     pub actor: String,
     /// Only create partitions ahead, drop nothing (what `oplog migrate` does).
     pub create_only: bool,
@@ -91,7 +91,7 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// How a run ended, for the exit code of a CronJob.
+/// Outcome of a run, for the exit code of a CronJob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {
     /// Everything planned was done.
@@ -102,7 +102,7 @@ pub enum RunOutcome {
     Failure,
 }
 
-/// What a run did and left.
+/// Actions of a run, done and left.
 #[derive(Debug, Default)]
 pub struct Report {
     /// Actions carried out.
@@ -112,7 +112,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The run's outcome.
+    /// Returns the run's outcome.
     pub fn outcome(&self) -> RunOutcome {
         match (self.done.is_empty(), self.left.is_empty()) {
             (_, true) => RunOutcome::Success,
@@ -347,7 +347,7 @@ async fn record_drop(store: &MySqlStore, action: &Action, options: &Options) {
     }
 }
 
-/// The oplog event of a dropped partition.
+/// Builds the oplog event of a dropped partition.
 pub fn drop_event(action: &Action, options: &Options, now_us: i64) -> OperationEvent {
     let Action::Drop {
         table,

@@ -30,7 +30,7 @@ pub struct MySqlSettings {
     /// Maximum bytes of one INSERT statement; kept below the server's
     /// `max_allowed_packet`.
     pub max_statement_bytes: usize,
-    /// Longest wait of one statement, lock waits included. A batch write, which runs
+    /// Maximum wait of one statement, lock waits included. A batch write, which runs
     /// several statements, is abandoned after twice this.
     pub statement_timeout: Duration,
 }
