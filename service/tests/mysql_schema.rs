@@ -194,3 +194,59 @@ fn partition_names_sort_by_day() {
     let b = partitions::partition_name(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap());
     assert!(a < b);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reuse_by_a_concurrent_transaction_is_caught() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    store.migrate().await.unwrap();
+    let store = std::sync::Arc::new(store);
+    let first = EventRecord::from_event(&event("shared-id", MIDNIGHT_2026_US)).unwrap();
+    let mut other_event = event("shared-id", MIDNIGHT_2026_US);
+    other_event.action = "order.cancel".into();
+    let other = EventRecord::from_event(&other_event).unwrap();
+
+    // Another writer inserts the first event and keeps its transaction open.
+    let url = support::service_var(support::MYSQL_URL_VAR).unwrap();
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (prefix, _) = url.rsplit_once('/').unwrap();
+    let mut writer = sqlx::MySqlConnection::connect(&format!("{prefix}/{database}"))
+        .await
+        .unwrap();
+    let mut tx = sqlx::Connection::begin(&mut writer).await.unwrap();
+    // The details row is left out: the race is decided on the events table.
+    sqlx::query(
+        "INSERT INTO oplog_events (occurred_at, event_id, service, actor_id, actor_type, action, \
+         action_type, result, content_hash) VALUES (?, ?, 'billing', 'alice', 1, 'order.refund', 3, 1, ?)",
+    )
+    .bind(first.occurred_at().naive_utc())
+    .bind(&first.event_id)
+    .bind(first.content_hash().as_slice())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+
+    let racing = {
+        let store = store.clone();
+        let other = other.clone();
+        tokio::spawn(async move { store.write_batch(&[other], &[]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tx.commit().await.unwrap();
+    let result = racing.await.unwrap();
+    assert!(
+        matches!(result, Err(oplog::store::StoreError::IdReused { ref indexes }) if indexes == &[0]),
+        "{result:?}"
+    );
+    let (action,): (String,) = sqlx::query_as(
+        "SELECT CAST(action AS CHAR) FROM oplog_events WHERE event_id = 'shared-id'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(action, "order.refund", "the first event is kept unchanged");
+}

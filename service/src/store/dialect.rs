@@ -17,13 +17,17 @@ pub(crate) trait Dialect: Send + Sync + 'static {
 
     /// Conflict clause for event inserts.
     const ON_CONFLICT: OnConflict;
+    /// Conflict clause for the events table, which may reveal a reused id through the
+    /// affected-row count (see [`OnConflict::MySqlFlagReuse`]).
+    const ON_CONFLICT_EVENTS: OnConflict;
+    /// True when the affected-row count of the events insert reveals a reused id; else
+    /// the stored hashes are read before the insert.
+    const REUSE_BY_AFFECTED_ROWS: bool;
     /// Claim of one partition: group, topic, partition, owner, time. Inserts the row
     /// with no offset, or sets the owner of an existing one.
     const CLAIM_PARTITION: &'static str;
     /// Maximum placeholders in one statement.
     const MAX_PLACEHOLDERS: usize;
-    /// Suffix that makes a SELECT read the latest committed rows and lock them.
-    const LOCKING_READ: &'static str;
 
     /// Binds one value, converting times to the store's column type.
     fn bind<'q>(
@@ -72,30 +76,36 @@ where
     let mut start = 0;
     for chunk in row::chunks(events, max_rows, max_statement_bytes) {
         let chunk_hashes = &hashes[start..start + chunk.len()];
+        if !D::REUSE_BY_AFFECTED_ROWS {
+            let reused = find_reused::<D>(&mut tx, chunk, chunk_hashes).await?;
+            if !reused.is_empty() {
+                // Dropping the transaction rolls it back: none of the batch is stored.
+                return Err(reused_error(start, reused));
+            }
+        }
         let events_sql = sql::insert(
             "oplog_events",
             &sql::EVENT_COLUMNS,
             chunk.len(),
-            D::ON_CONFLICT,
+            D::ON_CONFLICT_EVENTS,
         );
         let values = chunk
             .iter()
             .zip(chunk_hashes)
             .flat_map(|(record, hash)| row::event_values(record, hash));
-        bind_all::<D>(&events_sql, values)
+        let result = bind_all::<D>(&events_sql, values)
             .persistent(false)
             .execute(&mut *tx)
             .await?;
-
-        // Checked after the insert, with a locking read: a row another transaction
-        // inserted with the same key is then committed and visible, and a key that was
-        // taken kept its first row, since the insert left it alone.
-        let reused = find_reused::<D>(&mut tx, chunk, chunk_hashes).await?;
-        if !reused.is_empty() {
-            // Dropping the transaction rolls it back: none of the batch is stored.
-            return Err(StoreError::IdReused {
-                indexes: reused.into_iter().map(|i| start + i).collect(),
-            });
+        if D::REUSE_BY_AFFECTED_ROWS && result.rows_affected() > chunk.len() as u64 {
+            // A stored row took a different event's hash: roll that back first, then
+            // read the stored hashes to name the events at fault. InnoDB checks
+            // duplicates against the latest committed row, so an event inserted by a
+            // concurrent transaction is caught too.
+            tx.rollback().await?;
+            let mut conn = pool.acquire().await?;
+            let reused = find_reused::<D>(&mut conn, chunk, chunk_hashes).await?;
+            return Err(reused_error(start, reused));
         }
 
         let details_sql = sql::insert(
@@ -109,7 +119,7 @@ where
             .persistent(false)
             .execute(&mut *tx)
             .await?;
-        statements += 3;
+        statements += 2;
         start += chunk.len();
     }
     for offset in offsets {
@@ -258,7 +268,7 @@ impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
 /// Returns the indexes in `chunk` of events whose (time, id) is stored, by another
 /// event or earlier in the chunk, with different content.
 async fn find_reused<D: Dialect>(
-    tx: &mut sqlx::Transaction<'_, D::Db>,
+    conn: &mut <D::Db as Database>::Connection,
     chunk: &[EventRecord],
     hashes: &[[u8; 16]],
 ) -> Result<Vec<usize>, StoreError>
@@ -275,13 +285,13 @@ where
     let mut ids: Vec<&str> = chunk.iter().map(|r| r.event_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let sql = format!("{}{}", sql::existing_hashes(ids.len()), D::LOCKING_READ);
+    let sql = sql::existing_hashes(ids.len());
     let values = [Value::Time(first), Value::Time(last)]
         .into_iter()
         .chain(ids.iter().map(|id| Value::Text(id)));
     let rows = bind_all::<D>(&sql, values)
         .persistent(false)
-        .fetch_all(&mut **tx)
+        .fetch_all(&mut *conn)
         .await?;
     let mut known: HashMap<(i64, String), Vec<u8>> = HashMap::with_capacity(rows.len());
     for row in &rows {
@@ -300,4 +310,13 @@ where
         }
     }
     Ok(reused)
+}
+
+/// The error of a batch with reused ids; `indexes` are relative to the chunk that
+/// starts at `start`. With none found (the conflicting row changed in between), the
+/// error still stops the batch, and the consumer writes it again.
+fn reused_error(start: usize, indexes: Vec<usize>) -> StoreError {
+    StoreError::IdReused {
+        indexes: indexes.into_iter().map(|i| start + i).collect(),
+    }
 }

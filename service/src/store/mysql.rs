@@ -149,6 +149,8 @@ impl Dialect for MySqlDialect {
     type Db = MySql;
 
     const ON_CONFLICT: OnConflict = OnConflict::MySql;
+    const ON_CONFLICT_EVENTS: OnConflict = OnConflict::MySqlFlagReuse;
+    const REUSE_BY_AFFECTED_ROWS: bool = true;
     // VALUES() in ON DUPLICATE KEY UPDATE is deprecated in MySQL 8.0.20 but is the only
     // form MariaDB accepts; both still support it.
     const CLAIM_PARTITION: &'static str = "INSERT INTO oplog_consumer_offsets \
@@ -156,8 +158,6 @@ impl Dialect for MySqlDialect {
          VALUES (?, ?, ?, NULL, ?, ?) \
          ON DUPLICATE KEY UPDATE owner = VALUES(owner), updated_at = VALUES(updated_at)";
     const MAX_PLACEHOLDERS: usize = 65_535;
-    // Both MariaDB and MySQL 8.0 accept this form; MySQL 8.0 also has FOR SHARE.
-    const LOCKING_READ: &'static str = " LOCK IN SHARE MODE";
 
     fn bind<'q>(
         query: sqlx::query::Query<'q, MySql, MySqlArguments>,

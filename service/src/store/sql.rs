@@ -67,6 +67,12 @@ pub enum OnConflict {
     /// MySQL: `ON DUPLICATE KEY UPDATE` with a no-op assignment. Unlike `INSERT IGNORE`,
     /// this keeps strict-mode errors (truncation, invalid values) as errors.
     MySql,
+    /// MySQL, for the events table: a duplicate key takes the new content hash. A
+    /// redelivery leaves the row unchanged (1 affected row, as sqlx connects with
+    /// CLIENT_FOUND_ROWS), while a different event changes it (2 affected rows), so
+    /// the affected-row count of the statement reveals a reused id; the caller then
+    /// rolls the transaction back before the change can persist.
+    MySqlFlagReuse,
     /// SQLite: `ON CONFLICT DO NOTHING`.
     Sqlite,
 }
@@ -83,6 +89,9 @@ pub fn insert(table: &str, columns: &[&str], rows: usize, on_conflict: OnConflic
     }
     match on_conflict {
         OnConflict::MySql => sql.push_str(" ON DUPLICATE KEY UPDATE event_id = event_id"),
+        OnConflict::MySqlFlagReuse => {
+            sql.push_str(" ON DUPLICATE KEY UPDATE content_hash = VALUES(content_hash)")
+        }
         OnConflict::Sqlite => sql.push_str(" ON CONFLICT DO NOTHING"),
     }
     sql

@@ -62,6 +62,10 @@ impl Dialect for SqliteDialect {
     type Db = Sqlite;
 
     const ON_CONFLICT: OnConflict = OnConflict::Sqlite;
+    const ON_CONFLICT_EVENTS: OnConflict = OnConflict::Sqlite;
+    // SQLite has a single writer, so the stored hashes read before the insert are
+    // still the stored ones when it runs.
+    const REUSE_BY_AFFECTED_ROWS: bool = false;
     const CLAIM_PARTITION: &'static str = "INSERT INTO oplog_consumer_offsets \
          (consumer_group, topic, kafka_partition, next_offset, owner, updated_at) \
          VALUES (?, ?, ?, NULL, ?, ?) \
@@ -69,8 +73,6 @@ impl Dialect for SqliteDialect {
          owner = excluded.owner, updated_at = excluded.updated_at";
     // SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32.
     const MAX_PLACEHOLDERS: usize = 32_766;
-    // SQLite has a single writer, so a plain read already sees the latest rows.
-    const LOCKING_READ: &'static str = "";
 
     fn bind<'q>(
         query: sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>,
