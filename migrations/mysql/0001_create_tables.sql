@@ -32,18 +32,19 @@ CREATE TABLE IF NOT EXISTS oplog_events (
     -- (same hash) from a different event reusing the id and time.
     content_hash BINARY(16) NOT NULL,
     PRIMARY KEY (occurred_at, event_id),
-    -- One index per documented filter, each ending in occurred_at so that the time
-    -- range and the newest-first order are read from the index; InnoDB appends the
-    -- primary key, which supplies the event_id tie-break of keyset pagination.
+    -- One index per documented filter, each ending in (occurred_at, event_id) so that
+    -- the time range and the keyset order (newest first, event_id as tie-break) are
+    -- read from the index. InnoDB appends those primary key columns anyway, but
+    -- MariaDB 10.11 sorts the rows unless the index names them.
     KEY idx_events_event_id (event_id),
-    KEY idx_events_actor (actor_id, occurred_at),
-    KEY idx_events_action_type (action_type, occurred_at),
-    KEY idx_events_action (action, occurred_at),
-    KEY idx_events_service (service, occurred_at),
-    KEY idx_events_target (target_type, target_id, occurred_at),
-    KEY idx_events_result (result, occurred_at),
-    KEY idx_events_trace (trace_id, occurred_at),
-    KEY idx_events_tenant (tenant, occurred_at)
+    KEY idx_events_actor (actor_id, occurred_at, event_id),
+    KEY idx_events_action_type (action_type, occurred_at, event_id),
+    KEY idx_events_action (action, occurred_at, event_id),
+    KEY idx_events_service (service, occurred_at, event_id),
+    KEY idx_events_target (target_type, target_id, occurred_at, event_id),
+    KEY idx_events_result (result, occurred_at, event_id),
+    KEY idx_events_trace (trace_id, occurred_at, event_id),
+    KEY idx_events_tenant (tenant, occurred_at, event_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci
 PARTITION BY RANGE COLUMNS (occurred_at) (
     PARTITION p_future VALUES LESS THAN (MAXVALUE)

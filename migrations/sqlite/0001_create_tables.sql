@@ -26,14 +26,14 @@ CREATE TABLE IF NOT EXISTS oplog_events (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS idx_events_event_id ON oplog_events (event_id);
-CREATE INDEX IF NOT EXISTS idx_events_actor ON oplog_events (actor_id, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_action_type ON oplog_events (action_type, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_action ON oplog_events (action, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_service ON oplog_events (service, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_target ON oplog_events (target_type, target_id, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_result ON oplog_events (result, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_trace ON oplog_events (trace_id, occurred_at);
-CREATE INDEX IF NOT EXISTS idx_events_tenant ON oplog_events (tenant, occurred_at);
+CREATE INDEX IF NOT EXISTS idx_events_actor ON oplog_events (actor_id, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_action_type ON oplog_events (action_type, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_action ON oplog_events (action, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_service ON oplog_events (service, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_target ON oplog_events (target_type, target_id, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_result ON oplog_events (result, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_trace ON oplog_events (trace_id, occurred_at, event_id);
+CREATE INDEX IF NOT EXISTS idx_events_tenant ON oplog_events (tenant, occurred_at, event_id);
 
 CREATE TABLE IF NOT EXISTS oplog_event_details (
     occurred_at INTEGER NOT NULL,
