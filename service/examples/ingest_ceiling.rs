@@ -1,8 +1,8 @@
 //! Measures the database's own ceiling for the rows oplog writes, to put the consumer's
-//! throughput in proportion: the same generated events loaded into empty tables by
+//! throughput in proportion. The same generated events are loaded into empty tables by
 //! `LOAD DATA LOCAL INFILE` (through the `mariadb` client), by plain multi-row INSERTs
-//! in one transaction per batch, and by oplog's store (which also reads the stored
-//! content hashes of each batch); plus plain INSERTs against fewer secondary indexes.
+//! in one transaction per batch, and by oplog's store, which also hashes each event and
+//! detects reused ids. Plain INSERTs are also measured against fewer secondary indexes.
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         store.write_batch(chunk, &[]).await?;
     }
     report(
-        "oplog store write_batch (hash check, both tables)",
+        "oplog store write_batch (content hashes, both tables)",
         events,
         started,
     );
@@ -119,10 +119,10 @@ async fn check_rows(url: &str, events: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(what: &str, events: usize, started: Instant) {
+fn report(label: &str, events: usize, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{what}: {seconds:.2} s, {:.0} events/s",
+        "{label}: {seconds:.2} s, {:.0} events/s",
         events as f64 / seconds
     );
 }

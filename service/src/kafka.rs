@@ -112,7 +112,7 @@ impl EventProducer {
         Ok(())
     }
 
-    /// The underlying producer, for raw messages such as dead letters.
+    /// Returns the underlying producer, for raw messages such as dead letters.
     pub fn inner(&self) -> &FutureProducer {
         &self.producer
     }

@@ -178,7 +178,7 @@ async fn spawn_http(
     )))
 }
 
-/// A token cancelled on SIGINT or SIGTERM.
+/// Returns a token cancelled on SIGINT or SIGTERM.
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
@@ -212,7 +212,7 @@ async fn wait_for_signal() {
     let _ = ctrl_c.await;
 }
 
-/// The URL without its password, for messages.
+/// Returns the URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {

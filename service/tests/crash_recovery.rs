@@ -12,7 +12,6 @@ use oplog::kafka::KafkaSettings;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
 use rdkafka::Message;
-use support::ConsumerProcess;
 
 const PARTITIONS: i32 = 3;
 const EVENTS: usize = 200_000;
@@ -40,26 +39,15 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     ) else {
         return;
     };
-    let topic = support::create_topic(&brokers, "oplog_crash", PARTITIONS).await;
-    let store = support::migrated_mysql_store(&mysql_url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = support::consumer_config(
-        dir.path(),
-        &support::database_url(&mysql_url, &store).await,
+    let fixture = support::ProcessFixture::new(
         &brokers,
-        &topic.topic,
-        "max_batch_events = 1000",
-        "",
-    );
-    let log = dir.path().join("consumer.log");
-
-    let producing = tokio::spawn(support::produce_stream(
-        topic.kafka.clone(),
-        topic.topic.clone(),
+        &mysql_url,
+        "oplog_crash",
         PARTITIONS,
-        EVENTS,
-        Some(BAD_EVERY),
-    ));
+        "max_batch_events = 1000",
+    )
+    .await;
+    let producing = fixture.produce(PARTITIONS, EVENTS, Some(BAD_EVERY));
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -68,7 +56,7 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     eprintln!("kill delays seeded with {seed}");
     let mut rng = Rng(seed);
     for kill in 0..KILLS {
-        let consumer = ConsumerProcess::start(&config, &log);
+        let consumer = fixture.start_consumer();
         // Up to 4 s: some kills land during the rebalance after the restart, others
         // mid-batch or right after a commit.
         let delay = Duration::from_millis(200 + rng.below(3_800));
@@ -79,15 +67,22 @@ async fn kill_nine_loses_and_duplicates_nothing() {
     let produced = producing.await.unwrap();
     let total: usize = produced.values().sum();
 
-    let consumer = ConsumerProcess::start(&config, &log);
-    support::wait_for_offsets(&store, &topic.topic, total, Duration::from_secs(300), &log).await;
+    let consumer = fixture.start_consumer();
+    support::wait_for_offsets(
+        &fixture.store,
+        &fixture.topic.topic,
+        total,
+        Duration::from_secs(300),
+        &fixture.log,
+    )
+    .await;
     let status = consumer.terminate(Duration::from_secs(30));
     assert!(status.success(), "a clean exit on SIGTERM: {status}");
 
-    let rows = support::rows_per_partition(store.pool()).await;
+    let rows = support::rows_per_partition(fixture.store.pool()).await;
     let bad_per_partition = dead_letters(
-        &topic.kafka,
-        &topic.dead_letter_topic,
+        &fixture.topic.kafka,
+        &fixture.topic.dead_letter_topic,
         total - EVENTS + EVENTS / BAD_EVERY,
     )
     .await;
@@ -112,7 +107,7 @@ async fn kill_nine_loses_and_duplicates_nothing() {
 
 /// Counts the distinct source offsets in the dead-letter topic per source partition.
 /// A message dead-lettered just before a crash is dead-lettered again after it, so the
-/// topic can hold a message twice; its source position tells the copies apart.
+/// topic can hold a message twice; its source position identifies the copies.
 async fn dead_letters(kafka: &KafkaSettings, topic: &str, expected: usize) -> HashMap<i32, usize> {
     let reader: StreamConsumer = kafka
         .client_config()

@@ -49,7 +49,7 @@ async fn check_fencing(store: Arc<dyn Store>) {
         .await
         .expect("the owner writes");
 
-    // Consumer B takes partition 0 over and sees A's offset.
+    // Consumer B takes partition 0 over and reads A's offset.
     let claimed = store
         .claim_partitions("group", "topic", &[0], "consumer-b")
         .await

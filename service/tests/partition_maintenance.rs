@@ -40,7 +40,7 @@ fn options(today: &str, ahead_days: u32, retention_days: u32) -> Options {
     }
 }
 
-/// A migrated database with only the catch-all partition.
+/// Creates a migrated database with only the catch-all partition.
 async fn fresh_store() -> Option<MySqlStore> {
     let url = support::service_var(support::MYSQL_URL_VAR)?;
     let url = support::fresh_mysql_database(&url).await;

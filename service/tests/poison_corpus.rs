@@ -36,7 +36,7 @@ fn protobuf(id: &str, edit: impl FnOnce(&mut OperationEvent)) -> Raw {
     (id.to_owned(), e.encode_to_vec(), None)
 }
 
-/// Every kind of bad message, keyed `bad-<n>`, with the reason expected for it.
+/// Builds every kind of bad message, keyed `bad-<n>`, with the reason expected for it.
 fn bad_messages() -> Vec<(Raw, &'static str)> {
     let now_us = Utc::now().timestamp_micros();
     vec![

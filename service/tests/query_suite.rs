@@ -35,7 +35,7 @@ async fn query_suite_on_mysql() {
     run_suite(Arc::new(store)).await;
 }
 
-/// The events of the suite: ties, a midnight boundary, several actors, services,
+/// Builds the events of the suite: ties, a midnight boundary, several actors, services,
 /// outcomes and one trace across services.
 fn dataset() -> Vec<OperationEvent> {
     let mut events = vec![

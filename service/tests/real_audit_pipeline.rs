@@ -1,7 +1,7 @@
 //! Public sample records of real products (Kubernetes audit logs and AWS CloudTrail)
 //! through the whole path: import mapping, Kafka, the consumer, MariaDB and the query
 //! API. The samples live outside the repository, in `shared/data/real-audit` beside the
-//! checkout; where that folder is absent the test says so and fails under `CI=true`.
+//! checkout; where that folder is absent the test prints so and fails under `CI=true`.
 
 mod support;
 
@@ -56,8 +56,8 @@ fn read_folder(folder: &Path) -> Vec<OperationEvent> {
     events
 }
 
-/// The events the store keeps: the first of each (occurred_at, event_id), because a
-/// later record with the same key is a redelivery to the store.
+/// Returns the events the store keeps: the first of each (occurred_at, event_id),
+/// because a later record with the same key is a redelivery to the store.
 fn first_per_key(events: &[OperationEvent]) -> Vec<OperationEvent> {
     let mut seen = HashSet::new();
     events

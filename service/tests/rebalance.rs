@@ -5,8 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use support::ConsumerProcess;
-
 const PARTITIONS: i32 = 6;
 const EVENTS: usize = 120_000;
 
@@ -18,32 +16,18 @@ async fn joining_and_leaving_keeps_every_event_once() {
     ) else {
         return;
     };
-    let topic = support::create_topic(&brokers, "oplog_rebalance", PARTITIONS).await;
-    let store = support::migrated_mysql_store(&mysql_url).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = support::consumer_config(
-        dir.path(),
-        &support::database_url(&mysql_url, &store).await,
+    let fixture = support::ProcessFixture::new(
         &brokers,
-        &topic.topic,
-        "max_batch_events = 500",
-        "",
-    );
-    let log = dir.path().join("consumer.log");
-
-    let producing = tokio::spawn(support::produce_stream(
-        topic.kafka.clone(),
-        topic.topic.clone(),
+        &mysql_url,
+        "oplog_rebalance",
         PARTITIONS,
-        EVENTS,
-        None,
-    ));
-    let first = ConsumerProcess::start(&config, &log);
+        "max_batch_events = 500",
+    )
+    .await;
+    let producing = fixture.produce(PARTITIONS, EVENTS, None);
+    let first = fixture.start_consumer();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let joiners = [
-        ConsumerProcess::start(&config, &log),
-        ConsumerProcess::start(&config, &log),
-    ];
+    let joiners = [fixture.start_consumer(), fixture.start_consumer()];
     tokio::time::sleep(Duration::from_secs(5)).await;
     for joiner in joiners {
         let status = joiner.terminate(Duration::from_secs(30));
@@ -53,11 +37,18 @@ async fn joining_and_leaving_keeps_every_event_once() {
         );
     }
     let produced = producing.await.unwrap();
-    support::wait_for_offsets(&store, &topic.topic, EVENTS, Duration::from_secs(300), &log).await;
+    support::wait_for_offsets(
+        &fixture.store,
+        &fixture.topic.topic,
+        EVENTS,
+        Duration::from_secs(300),
+        &fixture.log,
+    )
+    .await;
     let status = first.terminate(Duration::from_secs(30));
     assert!(status.success(), "{status}");
 
-    let rows = support::rows_per_partition(store.pool()).await;
+    let rows = support::rows_per_partition(fixture.store.pool()).await;
     for partition in 0..PARTITIONS {
         let (count, distinct) = rows.get(&partition).copied().unwrap_or_default();
         assert_eq!(
@@ -66,6 +57,6 @@ async fn joining_and_leaving_keeps_every_event_once() {
         );
         assert_eq!(count, distinct, "partition {partition}: no duplicate");
     }
-    let log = std::fs::read_to_string(&log).unwrap();
+    let log = std::fs::read_to_string(&fixture.log).unwrap();
     assert!(log.contains("partition revoked"), "the group rebalanced");
 }

@@ -32,7 +32,7 @@ impl Rng {
         self.next() % n
     }
 
-    /// A Zipf-like index in `0..n`: the inverse of a power-law CDF with exponent ~1.
+    /// Draws a Zipf-like index in `0..n` by inverting a power-law CDF with exponent ~1.
     pub fn power_law(&mut self, n: usize) -> usize {
         let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         (((n as f64 + 1.0).powf(u) - 1.0) as usize).min(n - 1)

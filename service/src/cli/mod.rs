@@ -192,7 +192,7 @@ impl Command {
     }
 }
 
-/// The endpoint as a URL: `host:port` gets `http://` in front.
+/// Returns the endpoint as a URL: `host:port` gets `http://` in front.
 fn endpoint_url(endpoint: &str) -> String {
     if endpoint.contains("://") {
         endpoint.to_owned()

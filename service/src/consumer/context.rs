@@ -1,7 +1,7 @@
 //! The consumer's rebalance callback.
 //!
 //! On assignment the consumer claims each partition in the database and seeks it to the
-//! stored next offset, because the database, not Kafka, stores the committed position:
+//! stored next offset. The database, not Kafka, stores the committed position, because
 //! it moves in the same transaction as the rows, and only for the partition's owner. On
 //! revocation the partition's buffered events are dropped; its next owner reads them
 //! again from the stored offset.
@@ -56,7 +56,7 @@ impl Shared {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The claim token of `partition` when this consumer owns it.
+    /// Returns the claim token of `partition` when this consumer owns it.
     pub(crate) fn owner(&self, partition: i32) -> Option<String> {
         self.partitions()
             .get(&partition)

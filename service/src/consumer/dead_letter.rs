@@ -92,7 +92,7 @@ impl DeadLetterProducer {
         }
     }
 
-    /// The dead-letter topic.
+    /// Returns the dead-letter topic.
     pub fn topic(&self) -> &str {
         &self.topic
     }

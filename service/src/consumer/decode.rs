@@ -9,7 +9,7 @@ use crate::event::{datetime_from_us, EventRecord, InvalidEvent};
 use crate::kafka::{CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF};
 use crate::proto::OperationEvent;
 
-/// Why a message cannot be stored; each one goes to the dead-letter topic.
+/// Reason a message cannot be stored. Each one goes to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The message has no value.
@@ -145,7 +145,7 @@ fn check_time(record: &EventRecord, limits: &DecodeLimits, now_us: i64) -> Resul
     Ok(())
 }
 
-/// The media type without parameters such as `; charset=utf-8`.
+/// Returns the media type without parameters such as `; charset=utf-8`.
 fn media_type(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or_default().trim()
 }

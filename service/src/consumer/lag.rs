@@ -1,7 +1,7 @@
-//! The lag monitor: requests each assigned partition's high watermark from the brokers on
-//! its own client, so the lag metric stays true while the consume loop is blocked or
-//! its partitions are paused, and reports missing topics and unreachable brokers
-//! through readiness.
+//! The lag monitor. It requests each assigned partition's high watermark from the
+//! brokers on its own client, so the lag metric stays true while the consume loop is
+//! blocked or its partitions are paused. It also reports missing topics and unreachable
+//! brokers through readiness.
 
 use std::sync::Arc;
 use std::time::Duration;

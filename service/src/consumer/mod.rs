@@ -43,7 +43,7 @@ pub struct ConsumerSettings {
     pub dead_letter_topic: String,
     /// When a batch is written.
     pub batch: BatchLimits,
-    /// What a message must meet to be stored.
+    /// Limits a message must meet to be stored.
     pub decode: DecodeLimits,
     /// Bytes of buffered events (the batch being written and the one filling) above
     /// which the consumer pauses its partitions.
@@ -166,7 +166,8 @@ pub async fn run(
     Ok(())
 }
 
-/// A name unique to this process, for claim tokens: host, process id, random part.
+/// Returns a name unique to this process, for claim tokens: host, process id and a
+/// random part.
 fn instance_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let host: String = host.chars().take(64).collect();

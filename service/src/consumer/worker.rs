@@ -179,7 +179,7 @@ impl<'a> Worker<'a> {
         }
         let partition = message.partition();
         // Messages of a partition this consumer does not own (not claimed yet, or
-        // fenced) are read again by whoever owns it.
+        // fenced) are read again by their owner.
         if self.shared.owner(partition).is_none() {
             return;
         }

@@ -245,7 +245,7 @@ impl EventRecord {
         hash
     }
 
-    /// The event time as a UTC date-time.
+    /// Returns the event time as a UTC date-time.
     pub fn occurred_at(&self) -> DateTime<Utc> {
         datetime_from_us(self.occurred_at_us)
     }

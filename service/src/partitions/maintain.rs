@@ -188,8 +188,8 @@ pub async fn plan(
     Ok(actions)
 }
 
-/// The name of the named lock of the current database: runs against different
-/// databases on one server do not wait for each other.
+/// Returns the name of the named lock of the current database, so that runs against
+/// different databases on one server do not wait for each other.
 async fn lock_name(conn: &mut MySqlConnection) -> Result<String, PartitionError> {
     let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
         .fetch_one(&mut *conn)

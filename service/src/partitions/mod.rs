@@ -1,8 +1,8 @@
 //! Day partitions of the MySQL event tables.
 //!
 //! Both tables are RANGE COLUMNS partitioned on `occurred_at`. A day partition is named
-//! `pYYYYMMDD` after the day it holds and bounded by `VALUES LESS THAN` the next day;
-//! the catch-all `p_future` holds everything later. New days are split off the
+//! `pYYYYMMDD` after the day it contains and bounded by `VALUES LESS THAN` the next day;
+//! the catch-all `p_future` contains everything later. New days are split off the
 //! catch-all with `REORGANIZE PARTITION`, which also moves rows that arrived early.
 
 pub mod maintain;
@@ -108,14 +108,14 @@ fn parse_bound(bound: &str) -> Option<Option<NaiveDate>> {
     NaiveDate::parse_from_str(date, "%Y-%m-%d").ok().map(Some)
 }
 
-/// The name of the partition holding `day`.
+/// Returns the name of the partition of `day`.
 pub fn partition_name(day: NaiveDate) -> String {
     day.format("p%Y%m%d").to_string()
 }
 
 /// Days that need a partition so that every day up to `today + ahead_days` has one,
 /// given the existing partitions of a table. Days between the last existing bound and
-/// today are created too, so that each partition holds exactly the day it is named
+/// today are created too, so that each partition contains exactly the day it is named
 /// after, but none before `earliest` (days already past the retention). With only the
 /// catch-all, the first partition is today's.
 pub fn missing_days(
@@ -146,7 +146,7 @@ pub fn missing_days(
     days
 }
 
-/// The statement that splits `days` off the catch-all partition of `table`.
+/// Builds the statement that splits `days` off the catch-all partition of `table`.
 pub fn reorganize_statement(table: &str, days: &[NaiveDate]) -> String {
     let mut parts: Vec<String> = days
         .iter()

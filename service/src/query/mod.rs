@@ -58,7 +58,9 @@ impl QueryService {
         let mut records = self.store.list_events(&query).await.map_err(internal)?;
         let next_page_token = if records.len() > page_size {
             records.truncate(page_size);
-            let last = records.last().expect("a page holds at least one event");
+            let last = records
+                .last()
+                .expect("a page with a next page contains at least one event");
             let cursor = Cursor {
                 occurred_at_us: last.occurred_at_us,
                 event_id: last.event_id.clone(),

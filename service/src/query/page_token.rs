@@ -20,7 +20,7 @@ struct Token {
     i: String,
 }
 
-/// Why a page token was rejected.
+/// Reason a page token was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PageTokenError {
     /// The token is not one this server issued.

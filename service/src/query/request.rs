@@ -32,7 +32,7 @@ impl Default for QueryLimits {
 pub const MAX_FILTER_VALUES: usize = 100;
 
 /// Turns a request into a store query whose limit is one more than the page size, so
-/// that the extra row tells whether another page follows.
+/// that the extra row shows whether another page follows.
 pub fn to_query(request: &ListEventsRequest, limits: &QueryLimits) -> Result<EventQuery, Status> {
     let from_us = optional_time("from", request.from.as_ref())?;
     let to_us = optional_time("to", request.to.as_ref())?;

@@ -312,8 +312,8 @@ where
     Ok(reused)
 }
 
-/// The error of a batch with reused ids; `indexes` are relative to the chunk that
-/// starts at `start`. With none found (the conflicting row changed in between), the
+/// Builds the error of a batch with reused ids. `indexes` are relative to the chunk
+/// that starts at `start`. With none found (the conflicting row changed in between), the
 /// error still stops the batch, and the consumer writes it again.
 fn reused_error(start: usize, indexes: Vec<usize>) -> StoreError {
     StoreError::IdReused {

@@ -106,7 +106,7 @@ impl MySqlStore {
         Ok(())
     }
 
-    /// The connection pool, for maintenance commands.
+    /// Returns the connection pool, for maintenance commands.
     pub fn pool(&self) -> &MySqlPool {
         &self.pool
     }
@@ -126,7 +126,7 @@ fn connect_error(error: sqlx::Error) -> StoreError {
     StoreError::Config(format!("{error}; {hint}"))
 }
 
-/// The session settings that bound how long one statement may wait. Lock waits (row
+/// Builds the session settings that bound how long one statement may wait. Lock waits (row
 /// locks and metadata locks such as `LOCK TABLES`) are in whole seconds on both servers;
 /// MariaDB also bounds the whole statement with `max_statement_time`, while MySQL 8's
 /// `max_execution_time` covers only SELECT.

@@ -69,9 +69,9 @@ pub enum OnConflict {
     MySql,
     /// MySQL, for the events table: a duplicate key takes the new content hash. A
     /// redelivery leaves the row unchanged (1 affected row, as sqlx connects with
-    /// CLIENT_FOUND_ROWS), while a different event changes it (2 affected rows), so
-    /// the affected-row count of the statement reveals a reused id; the caller then
-    /// rolls the transaction back before the change can persist.
+    /// CLIENT_FOUND_ROWS), while a different event changes it (2 affected rows). So the
+    /// statement's affected-row count reveals a reused id, and the caller rolls the
+    /// transaction back before the change can persist.
     MySqlFlagReuse,
     /// SQLite: `ON CONFLICT DO NOTHING`.
     Sqlite,
@@ -177,9 +177,9 @@ pub fn get_trace(trace_id: &str, limit: u32) -> Statement {
     }
 }
 
-/// The stored content hashes of the given ids within a time range, to tell a
-/// redelivery from a different event that reuses an id: `ids` placeholders follow the
-/// two times.
+/// Builds the query of the stored content hashes of `ids` ids within a time range,
+/// which tells a redelivery from a different event reusing an id. The id placeholders
+/// follow the two times.
 pub fn existing_hashes(ids: usize) -> String {
     format!(
         "SELECT occurred_at, event_id, content_hash FROM oplog_events \
@@ -199,7 +199,7 @@ pub const CLAIMED_OFFSETS: &str =
 
 /// Moves one partition's offset forward, only for its owner. The update matches no row
 /// when another consumer has claimed the partition since, or when the offset would
-/// move backwards; the caller then rolls the transaction back.
+/// move backwards. The caller then rolls the transaction back.
 pub const ADVANCE_OFFSET: &str =
     "UPDATE oplog_consumer_offsets SET next_offset = ?, updated_at = ? \
      WHERE consumer_group = ? AND topic = ? AND kafka_partition = ? AND owner = ? \

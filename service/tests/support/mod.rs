@@ -46,7 +46,7 @@ pub fn service_var(var: &str) -> Option<String> {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A name unique to this test process and call, such as `prefix_1234_7`.
+/// Returns a name unique to this test process and call, such as `prefix_1234_7`.
 pub fn unique_name(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}_{}_{n}", std::process::id())
@@ -122,12 +122,12 @@ impl TestServer {
         Self { addr, shutdown }
     }
 
-    /// The endpoint URL of the server.
+    /// Returns the endpoint URL of the server.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// A connected query client.
+    /// Connects a query client.
     pub async fn query_client(
         &self,
     ) -> oplog::proto::oplog_query_client::OplogQueryClient<tonic::transport::Channel> {
@@ -137,7 +137,7 @@ impl TestServer {
         .await
     }
 
-    /// A connected Append client.
+    /// Connects an Append client.
     pub async fn ingest_client(
         &self,
     ) -> oplog::proto::oplog_ingest_client::OplogIngestClient<tonic::transport::Channel> {
@@ -178,7 +178,7 @@ pub fn ts(us: i64) -> pbjson_types::Timestamp {
 /// 2026-01-01T00:00:00Z in microseconds since the epoch.
 pub const MIDNIGHT_2026_US: i64 = 1_767_225_600_000_000;
 
-/// A complete, valid event; tests change the fields they look at.
+/// Builds a complete, valid event. Tests change the fields they check.
 pub fn event(id: &str, occurred_at_us: i64) -> OperationEvent {
     OperationEvent {
         event_id: id.to_owned(),
@@ -218,8 +218,8 @@ pub fn event(id: &str, occurred_at_us: i64) -> OperationEvent {
     }
 }
 
-/// An event with 4-byte UTF-8 in every text field that allows it, nested JSON metadata
-/// and changes.
+/// Builds an event with 4-byte UTF-8 in every text field that allows it, nested JSON
+/// metadata and changes.
 pub fn unicode_event(id: &str, occurred_at_us: i64) -> OperationEvent {
     let mut e = event(id, occurred_at_us);
     e.service = "billing-😀".into();
@@ -527,7 +527,7 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
 }
 
 impl PrivateMariaDb {
-    /// Initializes a data directory and starts the server. Returns `None` (and says so)
+    /// Initializes a data directory and starts the server. Returns `None` (and prints why)
     /// when MariaDB is not installed; fails under `CI=true`.
     pub async fn start() -> Option<Self> {
         let binaries = (
@@ -684,7 +684,7 @@ pub async fn create_topic(brokers: &str, prefix: &str, partitions: i32) -> TestT
 }
 
 impl TestTopic {
-    /// A configuration consuming this topic with a group named like it.
+    /// Returns a configuration consuming this topic with a group named like it.
     pub fn config(&self) -> Config {
         let mut config = Config::default();
         config.kafka.brokers = self.kafka.brokers.clone();
@@ -742,7 +742,7 @@ impl RunningConsumer {
     }
 }
 
-/// The URL of the database `store` is connected to, on the server of `base_url`.
+/// Returns the URL of the database `store` is connected to, on the server of `base_url`.
 pub async fn database_url(base_url: &str, store: &MySqlStore) -> String {
     let database: String = sqlx::query_scalar("SELECT DATABASE()")
         .fetch_one(store.pool())
@@ -750,4 +750,64 @@ pub async fn database_url(base_url: &str, store: &MySqlStore) -> String {
         .expect("read the database name");
     let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database part");
     format!("{prefix}/{database}")
+}
+
+/// A topic, a migrated database and a config file for `oplog consume` processes.
+pub struct ProcessFixture {
+    /// The topic and its dead-letter topic.
+    pub topic: TestTopic,
+    /// The database the consumers write to.
+    pub store: MySqlStore,
+    /// The config file of the consumers.
+    pub config: std::path::PathBuf,
+    /// The log file the consumers append to.
+    pub log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ProcessFixture {
+    /// Creates a topic named after `prefix` with `partitions` partitions, a migrated
+    /// database and a consumer config with `extra` lines in its `[consumer]` table.
+    pub async fn new(
+        brokers: &str,
+        mysql_url: &str,
+        prefix: &str,
+        partitions: i32,
+        extra: &str,
+    ) -> Self {
+        let topic = create_topic(brokers, prefix, partitions).await;
+        let store = migrated_mysql_store(mysql_url).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = database_url(mysql_url, &store).await;
+        let config = consumer_config(dir.path(), &url, brokers, &topic.topic, extra, "");
+        let log = dir.path().join("consumer.log");
+        Self {
+            topic,
+            store,
+            config,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Publishes `events` messages in the background; see [`produce_stream`].
+    pub fn produce(
+        &self,
+        partitions: i32,
+        events: usize,
+        bad_every: Option<usize>,
+    ) -> tokio::task::JoinHandle<std::collections::HashMap<i32, usize>> {
+        tokio::spawn(produce_stream(
+            self.topic.kafka.clone(),
+            self.topic.topic.clone(),
+            partitions,
+            events,
+            bad_every,
+        ))
+    }
+
+    /// Starts one `oplog consume` process.
+    pub fn start_consumer(&self) -> ConsumerProcess {
+        ConsumerProcess::start(&self.config, &self.log)
+    }
 }
