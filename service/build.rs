@@ -29,5 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build(&[".oplog.v1"])?;
 
     println!("cargo:rerun-if-changed=../proto");
+    // The migrations are embedded by `sqlx::migrate!`, which cannot see new files.
+    println!("cargo:rerun-if-changed=../migrations");
     Ok(())
 }
