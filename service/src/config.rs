@@ -203,12 +203,16 @@ pub struct ConsumerConfig {
     pub max_batch_bytes: usize,
     /// A batch is written when its first message has waited this many milliseconds.
     pub max_batch_wait_ms: u64,
+    /// Batches written at once, each in its own transaction and connection; a
+    /// partition's batches always go to the same writer. Must be below
+    /// `mysql.max_connections`.
+    pub writers: usize,
     /// Largest message value accepted, in bytes; larger ones are dead-lettered.
     pub max_event_bytes: usize,
     /// How far an event time may be ahead of the consumer's clock, in seconds; later
     /// events are dead-lettered.
     pub max_future_skew_s: u64,
-    /// Buffered bytes (the batch being written and the one filling) above which the
+    /// Buffered bytes (the batches being written and those filling) above which the
     /// consumer pauses its partitions.
     pub max_buffered_bytes: usize,
     /// Kilobytes librdkafka may prefetch per partition.
@@ -234,6 +238,7 @@ impl Default for ConsumerConfig {
             max_batch_events: 2_000,
             max_batch_bytes: 4 << 20,
             max_batch_wait_ms: 500,
+            writers: 2,
             max_event_bytes: 1 << 20,
             max_future_skew_s: 3_600,
             max_buffered_bytes: 64 << 20,
@@ -262,6 +267,7 @@ impl ConsumerConfig {
                 max_bytes: self.max_batch_bytes,
                 max_wait: Duration::from_millis(self.max_batch_wait_ms),
             },
+            writers: self.writers,
             decode: DecodeLimits {
                 max_event_bytes: self.max_event_bytes,
                 max_future_skew: Duration::from_secs(self.max_future_skew_s),
@@ -414,6 +420,7 @@ impl Config {
                 "consumer.max_event_bytes",
                 self.consumer.max_event_bytes as u64,
             ),
+            ("consumer.writers", self.consumer.writers as u64),
             ("consumer.retry_backoff_ms", self.consumer.retry_backoff_ms),
             ("consumer.lag_interval_ms", self.consumer.lag_interval_ms),
             (
@@ -452,6 +459,12 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "query.default_page_size {} is above query.max_page_size {}; lower it",
                 self.query.default_page_size, self.query.max_page_size
+            )));
+        }
+        if self.consumer.writers >= self.mysql.max_connections as usize {
+            return Err(ConfigError::Invalid(format!(
+                "consumer.writers {} needs more connections than mysql.max_connections {}: each writer holds one, and claims need another; raise mysql.max_connections above consumer.writers",
+                self.consumer.writers, self.mysql.max_connections
             )));
         }
         if self.consumer.max_retry_backoff_ms < self.consumer.retry_backoff_ms {

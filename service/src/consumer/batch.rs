@@ -38,6 +38,70 @@ pub struct Flush {
     pub next_offsets: BTreeMap<i32, i64>,
     /// Bytes of event data and source messages.
     pub bytes: usize,
+    /// This consumer's claim token of each partition when the batch was taken. A
+    /// partition whose claim has changed since (revoked, or assigned again and read
+    /// anew from the stored offset) must not be written with this batch.
+    pub owners: BTreeMap<i32, String>,
+}
+
+/// The batches being filled, one per writer. A partition's events always go to the
+/// same writer, which has at most one batch of them in flight, so each partition's
+/// batches are stored in order.
+#[derive(Debug)]
+pub struct Batches {
+    lanes: Vec<Batch>,
+}
+
+impl Batches {
+    /// Batches for `writers` writers (at least one).
+    pub fn new(writers: usize) -> Self {
+        Self {
+            lanes: (0..writers.max(1)).map(|_| Batch::default()).collect(),
+        }
+    }
+
+    /// The writer that stores `partition`'s events.
+    pub fn lane_of(&self, partition: i32) -> usize {
+        partition.rem_euclid(self.lanes.len() as i32) as usize
+    }
+
+    /// The batch of writer `lane`.
+    pub fn lane(&self, lane: usize) -> &Batch {
+        &self.lanes[lane]
+    }
+
+    /// Adds a message to the batch of its partition's writer; see [`Batch::push`].
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: Option<(EventRecord, SourceMessage)>,
+    ) {
+        let lane = self.lane_of(partition);
+        self.lanes[lane].push(partition, offset, event);
+    }
+
+    /// Takes the batch of writer `lane`, leaving it empty.
+    pub fn take(&mut self, lane: usize) -> Flush {
+        self.lanes[lane].take()
+    }
+
+    /// Drops what was buffered from `revoked` partitions; see [`Batch::drop_partitions`].
+    pub fn drop_partitions(&mut self, revoked: &[i32]) {
+        for batch in &mut self.lanes {
+            batch.drop_partitions(revoked);
+        }
+    }
+
+    /// Bytes buffered in all batches.
+    pub fn bytes(&self) -> usize {
+        self.lanes.iter().map(Batch::bytes).sum()
+    }
+
+    /// True when some batch reached its event or byte limit.
+    pub fn any_full(&self, limits: &BatchLimits) -> bool {
+        self.lanes.iter().any(|batch| batch.is_full(limits))
+    }
 }
 
 impl Batch {
@@ -104,6 +168,7 @@ impl Batch {
             sources: taken.sources,
             next_offsets: taken.next_offsets,
             bytes: taken.bytes,
+            owners: BTreeMap::new(),
         }
     }
 }
@@ -118,7 +183,10 @@ impl Flush {
             ..Batch::default()
         };
         batch.drop_partitions(&[partition]);
+        let owners = std::mem::take(&mut self.owners);
         *self = batch.take();
+        self.owners = owners;
+        self.owners.remove(&partition);
     }
 }
 
@@ -210,6 +278,27 @@ mod tests {
             flush.bytes,
             flush.records[0].encoded_len() + flush.sources[0].len()
         );
+    }
+
+    #[test]
+    fn a_partition_always_goes_to_the_same_writer() {
+        let mut batches = Batches::new(2);
+        for offset in 0..3 {
+            for partition in 0..5 {
+                batches.push(partition, offset, event(partition, offset, "e"));
+            }
+        }
+        let even = batches.take(0);
+        let odd = batches.take(1);
+        assert_eq!(
+            even.next_offsets.keys().copied().collect::<Vec<_>>(),
+            [0, 2, 4]
+        );
+        assert_eq!(odd.next_offsets.keys().copied().collect::<Vec<_>>(), [1, 3]);
+        assert!(even.sources.iter().all(|s| s.partition % 2 == 0));
+        assert!(odd.sources.iter().all(|s| s.partition % 2 == 1));
+        assert_eq!(even.records.len() + odd.records.len(), 15);
+        assert_eq!(batches.bytes(), 0);
     }
 
     #[test]

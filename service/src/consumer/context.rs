@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtoc
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::batch::Batch;
+use super::batch::Batches;
 use crate::store::Store;
 use crate::telemetry::metrics::ConsumerMetrics;
 
@@ -31,29 +31,29 @@ pub(crate) struct PartitionState {
 
 /// State shared by the consume loop and the callbacks, which run inside `recv()` on the
 /// same task, so the locks are never contended for long.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shared {
-    /// Events waiting for the next flush.
-    pub batch: Mutex<Batch>,
+    /// Events waiting for the next flush, one batch per writer.
+    pub batches: Mutex<Batches>,
     /// Assigned partitions.
     pub partitions: Mutex<HashMap<i32, PartitionState>>,
-    /// Partitions revoked since the consume loop last looked; it drops them from the
-    /// batch it is writing, which the callback cannot reach.
-    pub revoked: Mutex<Vec<i32>>,
 }
 
 impl Shared {
-    pub(crate) fn batch(&self) -> MutexGuard<'_, Batch> {
-        self.batch.lock().unwrap_or_else(|e| e.into_inner())
+    /// State for a consumer with `writers` concurrent writes.
+    pub(crate) fn new(writers: usize) -> Self {
+        Self {
+            batches: Mutex::new(Batches::new(writers)),
+            partitions: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn batches(&self) -> MutexGuard<'_, Batches> {
+        self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn partitions(&self) -> MutexGuard<'_, HashMap<i32, PartitionState>> {
         self.partitions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes the partitions revoked since the last call.
-    pub(crate) fn take_revoked(&self) -> Vec<i32> {
-        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Returns the claim token of `partition` when this consumer owns it.
@@ -151,12 +151,9 @@ impl OplogConsumerContext {
             .iter()
             .map(|e| e.partition())
             .collect();
-        self.shared.batch().drop_partitions(&revoked);
-        self.shared
-            .revoked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(&revoked);
+        // A batch already taken for writing is checked against the claims before each
+        // write, so only the batches being filled need the revoked events dropped.
+        self.shared.batches().drop_partitions(&revoked);
         let mut states = self.shared.partitions();
         for partition in &revoked {
             states.remove(partition);

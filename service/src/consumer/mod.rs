@@ -43,9 +43,13 @@ pub struct ConsumerSettings {
     pub dead_letter_topic: String,
     /// When a batch is written.
     pub batch: BatchLimits,
+    /// Batches written at once, each in its own transaction. A partition's batches
+    /// are always written by the same writer, in order, so a consumer uses at most as
+    /// many writers as it has partitions.
+    pub writers: usize,
     /// Limits a message must meet to be stored.
     pub decode: DecodeLimits,
-    /// Bytes of buffered events (the batch being written and the one filling) above
+    /// Bytes of buffered events (the batches being written and those filling) above
     /// which the consumer pauses its partitions.
     pub max_buffered_bytes: usize,
     /// Kilobytes librdkafka may prefetch per partition
@@ -90,7 +94,7 @@ pub async fn run(
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new(settings.writers));
     let context = OplogConsumerContext {
         store: store.clone(),
         group: settings.group_id.clone(),

@@ -1,6 +1,12 @@
-//! The consume loop: reads messages into a batch, writes batches with retries, isolates
+//! The consume loop: reads messages into batches, writes them with retries, isolates
 //! rows the database rejects, and pauses partitions while writes fall behind.
+//!
+//! Up to `writers` batches are written at once, each in its own transaction on its
+//! own connection. A partition's events always go to the same writer, and a writer
+//! has one batch in flight at a time, so each partition's offsets move forward in
+//! order while the database works on several transactions.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +14,8 @@ use chrono::Utc;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::batch::Flush;
@@ -18,13 +26,45 @@ use super::{ConsumerSettings, Metrics, COMPONENT};
 use crate::event::EventRecord;
 use crate::health::Readiness;
 use crate::kafka::CONTENT_TYPE_HEADER;
-use crate::store::{OffsetUpdate, Store, StoreError};
+use crate::store::{OffsetUpdate, Store, StoreError, WriteSummary};
 
 /// Maximum sleep of the loop, so that gauges stay fresh while nothing happens.
 const TICK: Duration = Duration::from_secs(1);
 
 /// How long a seek to a newly claimed partition's offset may block.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Minimum interval between two log lines about Kafka client errors, which librdkafka
+/// reports many times a second while the brokers are unreachable.
+const KAFKA_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// State of one writer.
+struct Writer {
+    /// A batch taken for writing that is not stored yet, while no write of it runs.
+    pending: Option<Flush>,
+    /// The running write and the bytes of its batch.
+    writing: Option<(JoinHandle<()>, usize)>,
+    /// When the next write of `pending` is due; `None` means at once.
+    retry_at: Option<Instant>,
+    /// Delay before the next retry of a failed write.
+    backoff: Duration,
+    /// Whether this writer's partitions are paused to bound memory.
+    paused: bool,
+}
+
+impl Writer {
+    fn busy(&self) -> bool {
+        self.pending.is_some() || self.writing.is_some()
+    }
+}
+
+/// The outcome of one write, sent back by its task.
+struct Written {
+    lane: usize,
+    flush: Flush,
+    result: Result<WriteSummary, StoreError>,
+    elapsed: Duration,
+}
 
 pub(crate) struct Worker<'a> {
     settings: &'a ConsumerSettings,
@@ -35,14 +75,10 @@ pub(crate) struct Worker<'a> {
     metrics: Metrics,
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
-    /// A batch taken for writing that is not stored yet.
-    pending: Option<Flush>,
-    /// When the next write of `pending` is due; `None` means at once.
-    retry_at: Option<Instant>,
-    /// Delay before the next retry of a failed write.
-    backoff: Duration,
-    /// Whether this loop paused the assigned partitions to bound memory.
-    paused: bool,
+    writers: Vec<Writer>,
+    /// Where write tasks report; the receiver is taken by the loop while it runs.
+    written_tx: mpsc::UnboundedSender<Written>,
+    written_rx: Option<mpsc::UnboundedReceiver<Written>>,
     /// When the last transaction committed.
     last_commit: Instant,
     /// When unclaimed partitions are next claimed.
@@ -52,10 +88,6 @@ pub(crate) struct Worker<'a> {
     last_kafka_error_log: Option<Instant>,
     suppressed_kafka_errors: u64,
 }
-
-/// Minimum interval between two log lines about Kafka client errors, which librdkafka
-/// reports many times a second while the brokers are unreachable.
-const KAFKA_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl<'a> Worker<'a> {
     #[allow(clippy::too_many_arguments)]
@@ -69,6 +101,16 @@ impl<'a> Worker<'a> {
         readiness: Arc<Readiness>,
         shutdown: CancellationToken,
     ) -> Self {
+        let (written_tx, written_rx) = mpsc::unbounded_channel();
+        let writers = (0..settings.writers.max(1))
+            .map(|_| Writer {
+                pending: None,
+                writing: None,
+                retry_at: None,
+                backoff: settings.retry_backoff,
+                paused: false,
+            })
+            .collect();
         Self {
             settings,
             consumer,
@@ -78,10 +120,9 @@ impl<'a> Worker<'a> {
             metrics,
             readiness,
             shutdown,
-            pending: None,
-            retry_at: None,
-            backoff: settings.retry_backoff,
-            paused: false,
+            writers,
+            written_tx,
+            written_rx: Some(written_rx),
             last_commit: Instant::now(),
             claim_retry_at: Instant::now(),
             claim_backoff: settings.retry_backoff,
@@ -107,6 +148,7 @@ impl<'a> Worker<'a> {
     pub(crate) async fn consume(&mut self) {
         let consumer = self.consumer;
         let shutdown = self.shutdown.clone();
+        let mut written = self.written_rx.take().expect("the loop runs once");
         loop {
             self.update_gauges();
             self.apply_backpressure();
@@ -115,12 +157,14 @@ impl<'a> Worker<'a> {
                 // Shutdown first: a message read after it could be pushed past one
                 // that was not dead-lettered.
                 biased;
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
+                Some(done) = written.recv() => self.written(done).await,
                 _ = tokio::time::sleep_until(wake.into()) => self.step().await,
                 message = consumer.recv() => match message {
                     Ok(message) => {
                         self.handle(&message).await;
-                        if self.shared.batch().is_full(&self.settings.batch) {
+                        let full = self.shared.batches().any_full(&self.settings.batch);
+                        if full {
                             self.step().await;
                         }
                     }
@@ -128,42 +172,60 @@ impl<'a> Worker<'a> {
                 },
             }
         }
+        self.written_rx = Some(written);
     }
 
     /// When the loop must act even without a message.
     fn next_wake(&self) -> Instant {
-        let mut wake = Instant::now() + TICK;
-        if let Some(flush_at) = self.shared.batch().deadline(&self.settings.batch) {
-            if self.pending.is_none() {
+        let now = Instant::now();
+        let mut wake = now + TICK;
+        let batches = self.shared.batches();
+        for (lane, writer) in self.writers.iter().enumerate() {
+            if writer.writing.is_some() {
+                continue;
+            }
+            if writer.pending.is_some() {
+                wake = wake.min(writer.retry_at.unwrap_or(now));
+            } else if let Some(flush_at) = batches.lane(lane).deadline(&self.settings.batch) {
                 wake = wake.min(flush_at);
             }
         }
-        if self.pending.is_some() {
-            wake = wake.min(self.retry_at.unwrap_or_else(Instant::now));
-        }
+        drop(batches);
         if self.has_unclaimed() {
             wake = wake.min(self.claim_retry_at);
         }
         wake
     }
 
-    /// Takes a due batch, writes what is pending and retries claims that are due.
+    /// Takes the due batches of idle writers, starts the writes that are due and
+    /// retries claims that are due.
     async fn step(&mut self) {
         let now = Instant::now();
-        if self.pending.is_none() {
-            let due = {
-                let batch = self.shared.batch();
-                let limits = &self.settings.batch;
-                !batch.is_empty()
-                    && (batch.is_full(limits) || batch.deadline(limits).is_some_and(|at| at <= now))
-            };
-            if due {
-                self.pending = Some(self.take_batch());
-                self.retry_at = None;
+        for lane in 0..self.writers.len() {
+            let writer = &self.writers[lane];
+            if !writer.busy() {
+                let due = {
+                    let batches = self.shared.batches();
+                    let batch = batches.lane(lane);
+                    let limits = &self.settings.batch;
+                    !batch.is_empty()
+                        && (batch.is_full(limits)
+                            || batch.deadline(limits).is_some_and(|at| at <= now))
+                };
+                if due {
+                    let flush = self.take_batch(lane);
+                    let writer = &mut self.writers[lane];
+                    writer.pending = Some(flush);
+                    writer.retry_at = None;
+                }
             }
-        }
-        if self.pending.is_some() && self.retry_at.is_none_or(|at| at <= now) {
-            self.write_pending().await;
+            let writer = &self.writers[lane];
+            if writer.writing.is_none()
+                && writer.pending.is_some()
+                && writer.retry_at.is_none_or(|at| at <= now)
+            {
+                self.start_write(lane);
+            }
         }
         if self.has_unclaimed() && self.claim_retry_at <= now {
             self.retry_claims().await;
@@ -213,7 +275,9 @@ impl<'a> Worker<'a> {
                 None
             }
         };
-        self.shared.batch().push(partition, message.offset(), event);
+        self.shared
+            .batches()
+            .push(partition, message.offset(), event);
     }
 
     /// Publishes a rejected message to the dead-letter topic, retrying until the broker
@@ -279,108 +343,140 @@ impl<'a> Worker<'a> {
         true
     }
 
-    /// Writes the pending batch once, handling fenced partitions and rejected rows;
-    /// schedules a retry after a transient failure.
-    async fn write_pending(&mut self) {
-        let Some(mut flush) = self.pending.take() else {
+    /// Starts writing `lane`'s pending batch in a task of its own, so the loop goes on
+    /// reading while the database works; the task reports on `written_tx`.
+    fn start_write(&mut self, lane: usize) {
+        let Some(mut flush) = self.writers[lane].pending.take() else {
             return;
         };
-        loop {
-            let offsets = self.offset_updates(&mut flush);
-            if offsets.is_empty() {
-                // Every partition of the batch was revoked or fenced.
-                return;
-            }
+        let offsets = self.offset_updates(&mut flush);
+        if offsets.is_empty() {
+            // Every partition of the batch was revoked or fenced.
+            return;
+        }
+        let store = self.store.clone();
+        let report = self.written_tx.clone();
+        let bytes = flush.bytes;
+        let task = tokio::spawn(async move {
             let started = Instant::now();
-            let write = self.store.write_batch(&flush.records, &offsets);
-            // Dropping a write on shutdown drops its connection, and the server rolls
-            // the transaction back; finish() then tries the batch once more.
-            let result = tokio::select! {
-                _ = self.shutdown.cancelled() => None,
-                result = write => Some(result),
-            };
-            let Some(result) = result else {
-                self.pending = Some(flush);
+            let result = store.write_batch(&flush.records, &offsets).await;
+            let elapsed = started.elapsed();
+            // The receiver is gone only when the consumer stopped without waiting.
+            let _ = report.send(Written {
+                lane,
+                flush,
+                result,
+                elapsed,
+            });
+        });
+        self.writers[lane].writing = Some((task, bytes));
+    }
+
+    /// Handles the outcome of a write: records a stored batch, or handles fenced
+    /// partitions and rejected rows and writes the rest at once, or schedules a retry
+    /// after a transient failure.
+    async fn written(&mut self, done: Written) {
+        let Written {
+            lane,
+            mut flush,
+            result,
+            elapsed,
+        } = done;
+        self.writers[lane].writing = None;
+        self.metrics
+            .ingest
+            .flush_duration
+            .observe(elapsed.as_secs_f64());
+        let error = match result {
+            Ok(summary) => {
+                self.stored(lane, &flush, summary.events);
                 return;
-            };
-            self.metrics
-                .ingest
-                .flush_duration
-                .observe(started.elapsed().as_secs_f64());
-            let error = match result {
-                Ok(summary) => {
-                    self.stored(&flush, summary.events);
+            }
+            Err(error) => error,
+        };
+        self.metrics.ingest.flush_errors.inc();
+        match error {
+            StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
+            StoreError::IdReused { indexes } => {
+                if !self.reused(&mut flush, &indexes).await {
+                    // Shutdown: finish() writes nothing after an unwritten batch.
+                    self.writers[lane].pending = Some(flush);
                     return;
                 }
-                Err(error) => error,
-            };
-            self.metrics.ingest.flush_errors.inc();
-            match error {
-                StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
-                StoreError::IdReused { indexes } => {
-                    if !self.reused(&mut flush, &indexes).await {
-                        // Shutdown: finish() writes nothing after an unwritten batch.
-                        self.pending = Some(flush);
-                        return;
-                    }
-                }
-                error if !error.is_row_rejection() || flush.records.is_empty() => {
-                    // Transient, or about the whole database (read-only, disk full):
-                    // retry the batch unchanged.
-                    self.schedule_retry(flush, &error);
+            }
+            error if !error.is_row_rejection() || flush.records.is_empty() => {
+                // Transient, or about the whole database (read-only, disk full):
+                // retry the batch unchanged.
+                self.schedule_retry(lane, flush, &error);
+                return;
+            }
+            error => {
+                tracing::warn!(events = flush.records.len(), error = %error, "the database rejected the batch; isolating the rejected rows");
+                if let Err(error) = self.isolate_rejected(&mut flush).await {
+                    self.schedule_retry(lane, flush, &error);
                     return;
-                }
-                error => {
-                    tracing::warn!(events = flush.records.len(), error = %error, "the database rejected the batch; isolating the rejected rows");
-                    if let Err(error) = self.isolate_rejected(&mut flush).await {
-                        self.schedule_retry(flush, &error);
-                        return;
-                    }
                 }
             }
         }
-    }
-
-    /// Takes the batch being filled. Revocations recorded before now are cleared: the
-    /// callback already dropped them from this batch, and they must not drop events a
-    /// partition assigned again has added since.
-    fn take_batch(&self) -> Flush {
-        self.shared.take_revoked();
-        self.shared.batch().take()
-    }
-
-    /// The offset updates of `flush`, after dropping the partitions this consumer no
-    /// longer owns or was assigned again since the batch was read: a new assignment
-    /// starts over from the stored offset, so the old events must not move it.
-    fn offset_updates(&self, flush: &mut Flush) -> Vec<OffsetUpdate> {
-        for partition in self.shared.take_revoked() {
-            flush.drop_partition(partition);
+        // What is left of the batch is written at once, unless shutdown began: then
+        // finish() writes it.
+        let writer = &mut self.writers[lane];
+        writer.pending = Some(flush);
+        writer.retry_at = None;
+        if !self.shutdown.is_cancelled() {
+            self.start_write(lane);
         }
+    }
+
+    /// Takes the batch of writer `lane`, noting the claim each partition's events were
+    /// read under.
+    fn take_batch(&self, lane: usize) -> Flush {
+        let mut flush = self.shared.batches().take(lane);
+        let partitions = self.shared.partitions();
+        flush.owners = flush
+            .next_offsets
+            .keys()
+            .filter_map(|p| {
+                let owner = partitions.get(p)?.owner.clone()?;
+                Some((*p, owner))
+            })
+            .collect();
+        flush
+    }
+
+    /// The offset updates of `flush`, after dropping the partitions whose claim is no
+    /// longer the one the batch was read under: revoked, fenced, or assigned again,
+    /// which starts over from the stored offset, so the old events must not move it.
+    fn offset_updates(&self, flush: &mut Flush) -> Vec<OffsetUpdate> {
         let partitions: Vec<i32> = flush.next_offsets.keys().copied().collect();
         let mut updates = Vec::with_capacity(partitions.len());
         for partition in partitions {
-            match self.shared.owner(partition) {
-                Some(owner) => updates.push(OffsetUpdate {
-                    consumer_group: self.settings.group_id.clone(),
-                    topic: self.settings.topic.clone(),
-                    partition,
-                    next_offset: flush.next_offsets[&partition],
-                    owner,
-                }),
-                None => flush.drop_partition(partition),
+            let owner = self.shared.owner(partition);
+            match owner {
+                Some(owner) if flush.owners.get(&partition) == Some(&owner) => {
+                    updates.push(OffsetUpdate {
+                        consumer_group: self.settings.group_id.clone(),
+                        topic: self.settings.topic.clone(),
+                        partition,
+                        next_offset: flush.next_offsets[&partition],
+                        owner,
+                    })
+                }
+                _ => flush.drop_partition(partition),
             }
         }
         updates
     }
 
-    fn schedule_retry(&mut self, flush: Flush, error: &StoreError) {
+    fn schedule_retry(&mut self, lane: usize, flush: Flush, error: &StoreError) {
         self.metrics.consumer.write_retries.inc();
         self.readiness
             .set_not_ready(COMPONENT, "failed to write to the database");
-        tracing::warn!(events = flush.records.len(), error = %error, backoff = ?self.backoff, "failed to write batch; retrying");
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.settings.max_retry_backoff);
-        self.pending = Some(flush);
+        let writer = &mut self.writers[lane];
+        tracing::warn!(events = flush.records.len(), error = %error, backoff = ?writer.backoff, "failed to write batch; retrying");
+        writer.retry_at = Some(Instant::now() + writer.backoff);
+        writer.backoff = (writer.backoff * 2).min(self.settings.max_retry_backoff);
+        writer.pending = Some(flush);
     }
 
     /// Dead-letters events that reuse the time and id of a different stored event, so
@@ -397,18 +493,27 @@ impl<'a> Worker<'a> {
         true
     }
 
-    /// Gives up a partition whose claim another consumer took over.
+    /// Handles a write refused because `partition`'s stored claim is no longer the one
+    /// the batch was taken under. When this consumer's claim changed meanwhile
+    /// (revoked, or assigned again), only the batch's events of the partition are
+    /// dropped; otherwise another consumer took the partition over, and this one gives
+    /// it up.
     fn fenced(&self, flush: &mut Flush, partition: i32) {
+        let current = self.shared.owner(partition);
+        let taken_under = flush.owners.get(&partition).cloned();
+        flush.drop_partition(partition);
+        if current.is_none() || current != taken_under {
+            return;
+        }
         self.metrics.consumer.fenced_writes.inc();
         tracing::warn!(topic = %self.settings.topic, partition, "partition claimed by another consumer; dropping its buffered events");
         self.shared.partitions().remove(&partition);
-        self.shared.batch().drop_partitions(&[partition]);
+        self.shared.batches().drop_partitions(&[partition]);
         let _ = self
             .metrics
             .consumer
             .lag
             .remove_label_values(&[&self.settings.topic, &partition.to_string()]);
-        flush.drop_partition(partition);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.settings.topic, partition);
         if let Err(e) = self.consumer.pause(&tpl) {
@@ -471,11 +576,15 @@ impl<'a> Worker<'a> {
         Ok(rejected)
     }
 
-    /// Records a stored batch: positions, metrics, readiness and the commit to Kafka.
-    fn stored(&mut self, flush: &Flush, events: u64) {
-        self.readiness.set_ready(COMPONENT);
-        self.backoff = self.settings.retry_backoff;
-        self.retry_at = None;
+    /// Records a batch stored by writer `lane`: positions, metrics, readiness and the
+    /// commit to Kafka.
+    fn stored(&mut self, lane: usize, flush: &Flush, events: u64) {
+        let writer = &mut self.writers[lane];
+        writer.backoff = self.settings.retry_backoff;
+        writer.retry_at = None;
+        if self.writers.iter().all(|w| w.retry_at.is_none()) {
+            self.readiness.set_ready(COMPONENT);
+        }
         self.last_commit = Instant::now();
         self.metrics.ingest.inserted.inc_by(events);
         self.metrics.ingest.batch_events.observe(events as f64);
@@ -483,7 +592,10 @@ impl<'a> Worker<'a> {
         let mut partitions = self.shared.partitions();
         for (&partition, &next) in &flush.next_offsets {
             if let Some(state) = partitions.get_mut(&partition) {
-                state.next = Some(next);
+                // A claim made since starts from what it read; leave its position.
+                if state.owner.is_some() && state.owner.as_ref() == flush.owners.get(&partition) {
+                    state.next = Some(next);
+                }
             }
             let _ = tpl.add_partition_offset(&self.settings.topic, partition, Offset::Offset(next));
         }
@@ -552,58 +664,94 @@ impl<'a> Worker<'a> {
             tracing::info!(topic = %self.settings.topic, partition, ?offset, "partition claimed");
             resumed.add_partition(&self.settings.topic, partition);
         }
-        if !self.paused && resumed.count() > 0 {
-            if let Err(e) = self.consumer.resume(&resumed) {
+        let batches = self.shared.batches();
+        let mut resumable = TopicPartitionList::new();
+        for element in resumed.elements() {
+            if !self.writers[batches.lane_of(element.partition())].paused {
+                resumable.add_partition(&self.settings.topic, element.partition());
+            }
+        }
+        drop(batches);
+        if resumable.count() > 0 {
+            if let Err(e) = self.consumer.resume(&resumable) {
                 tracing::warn!(error = %e, "failed to resume claimed partitions");
             }
         }
     }
 
-    /// Pauses every owned partition while the buffers are over their bound, and
-    /// resumes them once a write has caught up.
+    /// Pauses a writer's partitions while its next batch is full and it is still
+    /// writing the previous one, and every owned partition while the buffers are over
+    /// their bound; resumes them once writes have caught up.
     fn apply_backpressure(&mut self) {
-        let batch_bytes = self.shared.batch().bytes();
-        let pending_bytes = self.pending.as_ref().map_or(0, |f| f.bytes);
-        let full = self.shared.batch().is_full(&self.settings.batch);
-        let over = batch_bytes + pending_bytes >= self.settings.max_buffered_bytes
-            || (self.pending.is_some() && full);
-        if over == self.paused {
-            return;
-        }
-        let owned: Vec<i32> = self
+        let batches = self.shared.batches();
+        let in_writers: usize = self
+            .writers
+            .iter()
+            .map(|w| {
+                w.pending.as_ref().map_or(0, |f| f.bytes)
+                    + w.writing.as_ref().map_or(0, |(_, b)| *b)
+            })
+            .sum();
+        let buffered = batches.bytes() + in_writers;
+        let over = buffered >= self.settings.max_buffered_bytes;
+        let wanted: Vec<bool> = self
+            .writers
+            .iter()
+            .enumerate()
+            .map(|(lane, w)| over || (w.busy() && batches.lane(lane).is_full(&self.settings.batch)))
+            .collect();
+        let owned: Vec<(usize, i32)> = self
             .shared
             .partitions()
             .iter()
             .filter(|(_, s)| s.owner.is_some())
-            .map(|(&p, _)| p)
+            .map(|(&p, _)| (batches.lane_of(p), p))
             .collect();
-        let mut tpl = TopicPartitionList::new();
-        for partition in &owned {
-            tpl.add_partition(&self.settings.topic, *partition);
-        }
-        let result = if over {
-            self.consumer.pause(&tpl)
-        } else {
-            self.consumer.resume(&tpl)
-        };
-        match result {
-            Ok(()) => {
-                self.paused = over;
-                let paused = if over { owned.len() as i64 } else { 0 };
-                self.metrics.consumer.paused_partitions.set(paused);
-                tracing::info!(
-                    paused = over,
-                    partitions = owned.len(),
-                    buffered_bytes = batch_bytes + pending_bytes,
-                    "consumption paused or resumed for backpressure"
-                );
+        drop(batches);
+        for (lane, &pause) in wanted.iter().enumerate() {
+            if pause == self.writers[lane].paused {
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "failed to pause or resume partitions"),
+            let mut tpl = TopicPartitionList::new();
+            for (_, partition) in owned.iter().filter(|(l, _)| *l == lane) {
+                tpl.add_partition(&self.settings.topic, *partition);
+            }
+            let result = if pause {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            };
+            match result {
+                Ok(()) => {
+                    self.writers[lane].paused = pause;
+                    tracing::debug!(
+                        paused = pause,
+                        writer = lane,
+                        partitions = tpl.count(),
+                        buffered_bytes = buffered,
+                        "consumption paused or resumed for backpressure"
+                    );
+                }
+                Err(e) => tracing::warn!(error = %e, "failed to pause or resume partitions"),
+            }
         }
+        let paused = owned
+            .iter()
+            .filter(|(lane, _)| self.writers[*lane].paused)
+            .count();
+        self.metrics.consumer.paused_partitions.set(paused as i64);
     }
 
     fn update_gauges(&self) {
-        let buffered = self.shared.batch().bytes() + self.pending.as_ref().map_or(0, |f| f.bytes);
+        let in_writers: usize = self
+            .writers
+            .iter()
+            .map(|w| {
+                w.pending.as_ref().map_or(0, |f| f.bytes)
+                    + w.writing.as_ref().map_or(0, |(_, b)| *b)
+            })
+            .sum();
+        let buffered = self.shared.batches().bytes() + in_writers;
         self.metrics.consumer.buffered_bytes.set(buffered as i64);
         self.metrics
             .consumer
@@ -611,38 +759,75 @@ impl<'a> Worker<'a> {
             .set(self.last_commit.elapsed().as_secs_f64());
     }
 
-    /// Writes what is buffered, once, within the shutdown timeout.
+    /// Waits for the running writes, then writes each writer's pending and filling
+    /// batches once, all within the shutdown timeout. A writer whose write fails
+    /// writes nothing more: its partitions must not move past unstored events.
     pub(crate) async fn finish(&mut self) {
         let deadline = Instant::now() + self.settings.shutdown_timeout;
-        let mut flushes: Vec<Flush> = self.pending.take().into_iter().collect();
-        if !self.shared.batch().is_empty() {
-            // Revocations so far concern the pending batch only; take it into account
-            // before the list is cleared for the batch taken now.
-            if let Some(pending) = flushes.first_mut() {
-                for partition in self.shared.take_revoked() {
-                    pending.drop_partition(partition);
+        let mut written = self.written_rx.take().expect("finish runs once");
+        let mut failed = BTreeSet::new();
+        while self.writers.iter().any(|w| w.writing.is_some()) {
+            match tokio::time::timeout_at(deadline.into(), written.recv()).await {
+                Ok(Some(done)) => {
+                    self.writers[done.lane].writing = None;
+                    match done.result {
+                        Ok(summary) => self.stored(done.lane, &done.flush, summary.events),
+                        Err(e) => {
+                            tracing::warn!(error = %e, events = done.flush.records.len(), "failed to write buffered events at shutdown; they will be consumed again");
+                            failed.insert(done.lane);
+                        }
+                    }
+                }
+                _ => {
+                    tracing::warn!("timed out writing buffered events at shutdown; they will be consumed again");
+                    self.abort_writes();
+                    return;
                 }
             }
-            flushes.push(self.take_batch());
         }
-        for mut flush in flushes {
-            let offsets = self.offset_updates(&mut flush);
-            if offsets.is_empty() {
+        for lane in 0..self.writers.len() {
+            if failed.contains(&lane) {
                 continue;
             }
-            let write = self.store.write_batch(&flush.records, &offsets);
-            match tokio::time::timeout_at(deadline.into(), write).await {
-                Ok(Ok(summary)) => self.stored(&flush, summary.events),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, events = flush.records.len(), "failed to write buffered events at shutdown; they will be consumed again");
-                    return;
+            let mut flushes: Vec<Flush> = self.writers[lane].pending.take().into_iter().collect();
+            let filling = !self.shared.batches().lane(lane).is_empty();
+            if filling {
+                flushes.push(self.take_batch(lane));
+            }
+            for mut flush in flushes {
+                let offsets = self.offset_updates(&mut flush);
+                if offsets.is_empty() {
+                    continue;
                 }
-                Err(_) => {
-                    tracing::warn!(events = flush.records.len(), "timed out writing buffered events at shutdown; they will be consumed again");
-                    return;
+                let write = self.store.write_batch(&flush.records, &offsets);
+                match tokio::time::timeout_at(deadline.into(), write).await {
+                    Ok(Ok(summary)) => self.stored(lane, &flush, summary.events),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, events = flush.records.len(), "failed to write buffered events at shutdown; they will be consumed again");
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!(events = flush.records.len(), "timed out writing buffered events at shutdown; they will be consumed again");
+                        return;
+                    }
                 }
             }
         }
+    }
+
+    /// Stops the running writes; the server rolls their transactions back.
+    fn abort_writes(&mut self) {
+        for writer in &mut self.writers {
+            if let Some((task, _)) = writer.writing.take() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Worker<'_> {
+    fn drop(&mut self) {
+        self.abort_writes();
     }
 }
 
