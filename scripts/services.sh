@@ -5,7 +5,7 @@
 # downloaded Kafka jars under $OPLOG_SERVICES_HOME, so a second `start` finds
 # them running or restarts them from the same data.
 #
-# Usage: scripts/services.sh start|stop|status|env|reset
+# Usage: scripts/services.sh start|stop|status|env|reset|sql
 #        scripts/services.sh kafka-run MAIN_CLASS [ARGS...]
 set -euo pipefail
 
@@ -65,7 +65,7 @@ die() {
 
 usage() {
   cat >&2 <<EOF
-Usage: $0 start|stop|status|env|reset
+Usage: $0 start|stop|status|env|reset|sql
        $0 kafka-run MAIN_CLASS [ARGS...]
 
   start      install what is missing, then start MariaDB on $BIND_HOST:$MYSQL_PORT
@@ -74,6 +74,8 @@ Usage: $0 start|stop|status|env|reset
   status     report which servers run; exits 3 unless both run and respond
   env        print export lines for OPLOG_TEST_MYSQL_URL and OPLOG_TEST_KAFKA_BROKERS
   reset      stop both servers and delete their data (keeps downloaded jars)
+  sql        run the SQL on standard input as MariaDB's admin account, e.g.
+             echo 'SET GLOBAL innodb_buffer_pool_size = 8 << 30' | $0 sql
   kafka-run  run a Java main class from the Kafka jars, e.g.
              org.apache.kafka.tools.TopicCommand --bootstrap-server $KAFKA_BROKERS --list
 
@@ -589,6 +591,11 @@ cmd_env() {
   echo "export OPLOG_TEST_KAFKA_BROKERS=$KAFKA_BROKERS"
 }
 
+cmd_sql() {
+  mysql_running || die "MariaDB is not running: run '$0 start' first"
+  mysql_admin_sql
+}
+
 cmd_kafka_run() {
   [[ $# -ge 1 ]] || die "kafka-run needs a main class"
   kafka_libs_current || die "Kafka jars are not downloaded yet: run '$0 start' first"
@@ -604,6 +611,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     reset) cmd_reset ;;
+    sql) cmd_sql ;;
     kafka-run) cmd_kafka_run "$@" ;;
     -h | --help | help)
       usage

@@ -2,7 +2,9 @@
 //! throughput in proportion. The same generated events are loaded into empty tables by
 //! `LOAD DATA LOCAL INFILE` (through the `mariadb` client), by plain multi-row INSERTs
 //! in one transaction per batch, and by oplog's store, which also hashes each event and
-//! detects reused ids. Plain INSERTs are also measured against fewer secondary indexes.
+//! detects reused ids; each with one connection and with two working at once, as the
+//! consumer's two default writers do. Plain INSERTs are also measured against fewer
+//! secondary indexes.
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
@@ -14,9 +16,11 @@
 mod common;
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
+use common::SECONDARY_INDEXES;
 use oplog::config::Config;
 use oplog::event::{datetime_from_us, EventRecord};
 use oplog::store::{MySqlStore, Store};
@@ -24,19 +28,6 @@ use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 /// Rows per transaction for the INSERT paths, oplog's default batch size.
 const BATCH: usize = 2_000;
-
-/// Secondary indexes of the events table, from the migration.
-const INDEXES: [&str; 9] = [
-    "idx_events_event_id",
-    "idx_events_actor",
-    "idx_events_action_type",
-    "idx_events_action",
-    "idx_events_service",
-    "idx_events_target",
-    "idx_events_result",
-    "idx_events_trace",
-    "idx_events_tenant",
-];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -52,54 +43,96 @@ async fn main() -> anyhow::Result<()> {
         .map(EventRecord::from_event)
         .collect::<Result<_, _>>()?;
     let hashes: Vec<[u8; 16]> = records.iter().map(EventRecord::content_hash).collect();
+    let (records, hashes) = (Arc::new(records), Arc::new(hashes));
     println!("events: {events}, batches of {BATCH} for the INSERT paths");
 
     let database = format!("oplog_ceiling_{}", std::process::id());
     let dir = tempfile::tempdir()?;
 
-    let url = common::fresh_database(&base, &database).await?;
-    let (events_file, details_file) = write_tsv(dir.path(), &records, &hashes)?;
-    let started = Instant::now();
-    load_data(&url, &events_file, &details_file)?;
-    report(
-        "LOAD DATA LOCAL INFILE, 9 secondary indexes",
-        events,
-        started,
-    );
-    check_rows(&url, events).await?;
-
-    for kept in [9, 4, 0] {
-        let url = common::fresh_database(&base, &database).await?;
-        let pool = MySqlPool::connect(&url).await?;
-        for index in &INDEXES[kept..] {
-            sqlx::raw_sql(&format!("ALTER TABLE oplog_events DROP INDEX {index}"))
-                .execute(&pool)
-                .await?;
+    let indexes = SECONDARY_INDEXES.len();
+    for clients in [1, 2] {
+        let url = common::fresh_database(&base, &database, common::yesterday()).await?;
+        // Client c loads the batches c, c + clients, ..., as the writers split them.
+        let mut files = Vec::new();
+        for client in 0..clients {
+            let part: Vec<usize> = (0..records.len())
+                .filter(|i| (i / BATCH) % clients == client)
+                .collect();
+            files.push(write_tsv(dir.path(), client, &records, &hashes, &part)?);
         }
         let started = Instant::now();
-        insert_plain(&pool, &records, &hashes).await?;
+        let loads: Vec<_> = files
+            .iter()
+            .map(|(events_file, details_file)| load_data(&url, events_file, details_file))
+            .collect::<Result<_, _>>()?;
+        for mut load in loads {
+            let status = load.wait()?;
+            anyhow::ensure!(status.success(), "LOAD DATA failed: {status}");
+        }
         report(
-            &format!("plain multi-row INSERT, {kept} secondary indexes"),
+            &format!("LOAD DATA LOCAL INFILE, {indexes} secondary indexes, {clients} client(s)"),
             events,
             started,
         );
         check_rows(&url, events).await?;
     }
 
-    let url = common::fresh_database(&base, &database).await?;
-    let mut config = Config::default();
-    config.mysql.url = url;
-    let store = MySqlStore::connect(&config.mysql.settings()).await?;
-    let started = Instant::now();
-    for chunk in records.chunks(BATCH) {
-        store.write_batch(chunk, &[]).await?;
+    for (kept, connections) in [(indexes, 1), (indexes, 2), (4, 1), (0, 1)] {
+        let url = common::fresh_database(&base, &database, common::yesterday()).await?;
+        let pool = MySqlPool::connect(&url).await?;
+        for index in &SECONDARY_INDEXES[kept..] {
+            sqlx::raw_sql(&format!("ALTER TABLE oplog_events DROP INDEX {index}"))
+                .execute(&pool)
+                .await?;
+        }
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for connection in 0..connections {
+            let pool = pool.clone();
+            let (records, hashes) = (records.clone(), hashes.clone());
+            tasks.push(tokio::spawn(async move {
+                insert_plain(&pool, &records, &hashes, connection, connections).await
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        report(
+            &format!(
+                "plain multi-row INSERT, {kept} secondary indexes, {connections} connection(s)"
+            ),
+            events,
+            started,
+        );
+        check_rows(&url, events).await?;
     }
-    report(
-        "oplog store write_batch (content hashes, both tables)",
-        events,
-        started,
-    );
-    check_rows(&config.mysql.url, events).await?;
+
+    for writers in [1, 2] {
+        let url = common::fresh_database(&base, &database, common::yesterday()).await?;
+        let mut config = Config::default();
+        config.mysql.url = url;
+        let store = Arc::new(MySqlStore::connect(&config.mysql.settings()).await?);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for writer in 0..writers {
+            let (store, records) = (store.clone(), records.clone());
+            tasks.push(tokio::spawn(async move {
+                for chunk in records.chunks(BATCH).skip(writer).step_by(writers) {
+                    store.write_batch(chunk, &[]).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        report(
+            &format!("oplog store write_batch (content hashes, both tables), {writers} writer(s)"),
+            events,
+            started,
+        );
+        check_rows(&config.mysql.url, events).await?;
+    }
 
     common::drop_database(&base, &database).await
 }
@@ -153,16 +186,19 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes the events at `part` to the files of client `client`.
 fn write_tsv(
     dir: &std::path::Path,
+    client: usize,
     records: &[EventRecord],
     hashes: &[[u8; 16]],
+    part: &[usize],
 ) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let events_path = dir.join("events.tsv");
-    let details_path = dir.join("details.tsv");
+    let events_path = dir.join(format!("events-{client}.tsv"));
+    let details_path = dir.join(format!("details-{client}.tsv"));
     let mut events = std::io::BufWriter::new(std::fs::File::create(&events_path)?);
     let mut details = std::io::BufWriter::new(std::fs::File::create(&details_path)?);
-    for (r, hash) in records.iter().zip(hashes) {
+    for (r, hash) in part.iter().map(|&i| (&records[i], &hashes[i])) {
         let fields = [
             time(r.occurred_at_us),
             escape(&r.event_id),
@@ -203,8 +239,13 @@ fn write_tsv(
     Ok((events_path, details_path))
 }
 
-/// Loads both files with the `mariadb` command-line client, which sends LOCAL files.
-fn load_data(url: &str, events: &std::path::Path, details: &std::path::Path) -> anyhow::Result<()> {
+/// Starts the `mariadb` command-line client, which sends LOCAL files, loading both
+/// files.
+fn load_data(
+    url: &str,
+    events: &std::path::Path,
+    details: &std::path::Path,
+) -> anyhow::Result<std::process::Child> {
     let rest = url.strip_prefix("mysql://").expect("a mysql:// URL");
     let (credentials, rest) = rest.split_once('@').expect("URL has credentials");
     let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
@@ -223,7 +264,7 @@ fn load_data(url: &str, events: &std::path::Path, details: &std::path::Path) -> 
         events.display(),
         details.display()
     );
-    let status = std::process::Command::new("mariadb")
+    let child = std::process::Command::new("mariadb")
         .args([
             "--local-infile=1",
             "--protocol=tcp",
@@ -238,17 +279,20 @@ fn load_data(url: &str, events: &std::path::Path, details: &std::path::Path) -> 
             "-e",
             &sql,
         ])
-        .status()?;
-    anyhow::ensure!(status.success(), "LOAD DATA failed: {status}");
-    Ok(())
+        .spawn()?;
+    Ok(child)
 }
 
+/// Inserts batches `connection`, `connection + connections`, ... of the events.
 async fn insert_plain(
     pool: &MySqlPool,
     records: &[EventRecord],
     hashes: &[[u8; 16]],
+    connection: usize,
+    connections: usize,
 ) -> anyhow::Result<()> {
-    for (chunk, chunk_hashes) in records.chunks(BATCH).zip(hashes.chunks(BATCH)) {
+    let batches = records.chunks(BATCH).zip(hashes.chunks(BATCH));
+    for (chunk, chunk_hashes) in batches.skip(connection).step_by(connections) {
         let mut tx = pool.begin().await?;
         let mut events: QueryBuilder<MySql> = QueryBuilder::new(
             "INSERT INTO oplog_events (occurred_at, event_id, service, tenant, actor_id, \

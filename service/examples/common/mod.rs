@@ -1,20 +1,29 @@
 //! Event generation and database set-up shared by the benchmark examples.
 
+// Each example uses only part of this module.
+#![allow(dead_code)]
+
 use oplog::proto::{
     ActionType, Actor, ActorType, Change, OperationEvent, Outcome, Result as ResultCode, Target,
 };
 use sqlx::Connection;
 
+/// Distinct actors; the most active has about 7% of the events.
 pub const ACTORS: usize = 10_000;
-const ACTIONS: [(&str, ActionType); 8] = [
+/// Actions with their types, most frequent first; drawn from a power law.
+pub const ACTIONS: [(&str, ActionType); 12] = [
     ("order.view", ActionType::Read),
     ("order.list", ActionType::Read),
     ("order.update", ActionType::Update),
-    ("order.create", ActionType::Create),
-    ("order.refund", ActionType::Update),
     ("session.login", ActionType::Login),
+    ("order.create", ActionType::Create),
+    ("session.logout", ActionType::Logout),
+    ("order.refund", ActionType::Update),
     ("report.export", ActionType::Export),
+    ("job.run", ActionType::Execute),
+    ("order.delete", ActionType::Delete),
     ("role.grant", ActionType::Grant),
+    ("role.revoke", ActionType::Revoke),
 ];
 
 /// A small deterministic generator (xorshift64*), so runs are comparable.
@@ -39,70 +48,159 @@ impl Rng {
     }
 }
 
-pub fn generate(count: usize, now_us: i64) -> Vec<OperationEvent> {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let day_us = 86_400_000_000;
-    (0..count)
-        .map(|i| {
-            let actor = rng.power_law(ACTORS);
-            let (action, action_type) = ACTIONS[rng.power_law(ACTIONS.len())];
-            let metadata_len = 200 + rng.below(1800) as usize;
-            let filler: String =
-                std::iter::repeat_n('x', metadata_len.saturating_sub(60)).collect();
-            let changes = if rng.below(20) == 0 {
-                vec![Change {
-                    field: "status".into(),
-                    before_json: "\"open\"".into(),
-                    after_json: "\"closed\"".into(),
-                }]
-            } else {
-                Vec::new()
-            };
-            OperationEvent {
-                event_id: format!("bench-{i:09}"),
-                occurred_at: Some(oplog::event::timestamp_from_us(
-                    now_us - day_us + (rng.below(day_us as u64) as i64),
-                )),
-                service: format!("svc-{}", rng.power_law(20)),
-                tenant: format!("tenant-{}", rng.power_law(50)),
-                actor: Some(Actor {
-                    id: format!("user-{actor:05}"),
-                    r#type: ActorType::User as i32,
-                    display_name: format!("User {actor}"),
-                    ip: format!("198.51.100.{}", rng.below(250) + 1),
-                    user_agent: "bench/1.0".into(),
-                    impersonator: None,
-                }),
-                action: action.into(),
-                action_type: action_type as i32,
-                target: Some(Target {
-                    r#type: "order".into(),
-                    id: format!("o-{}", rng.power_law(100_000)),
-                    name: String::new(),
-                }),
-                outcome: Some(Outcome {
-                    result: if rng.below(50) == 0 {
-                        ResultCode::Denied
-                    } else {
-                        ResultCode::Success
-                    } as i32,
-                    error_code: String::new(),
-                    message: String::new(),
-                }),
-                trace_id: format!("{:016x}{:016x}", rng.next() | 1, rng.next()),
-                span_id: format!("{:016x}", rng.next() | 1),
-                request_id: format!("req-{i}"),
-                metadata_json: format!("{{\"ticket\":\"T-{i}\",\"note\":\"{filler}\"}}"),
-                changes,
-                schema_version: 1,
-            }
+/// Secondary indexes of the events table, in migration order; the benchmarks drop the
+/// last ones to show what each costs.
+pub const SECONDARY_INDEXES: [&str; 10] = [
+    "idx_events_event_id",
+    "idx_events_actor",
+    "idx_events_action_type",
+    "idx_events_action",
+    "idx_events_service",
+    "idx_events_target",
+    "idx_events_result",
+    "idx_events_trace",
+    "idx_events_tenant",
+    "idx_events_service_result",
+];
+
+/// Microseconds in a day.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// Kinds of target, each with its number of distinct ids; ids are drawn from a power law.
+pub const TARGETS: [(&str, usize); 3] = [
+    ("order", 100_000),
+    ("customer", 20_000),
+    ("invoice", 50_000),
+];
+
+/// Services; the busiest ones are drawn most often.
+pub const SERVICES: usize = 20;
+
+/// Tenants; the busiest ones are drawn most often.
+pub const TENANTS: usize = 50;
+
+/// Generates `count` events in time order over `span_us` microseconds ending at `end_us`,
+/// one at a time, so that millions of events never sit in memory at once.
+///
+/// Actors, targets, services, tenants and actions follow power laws; metadata is 200 to
+/// 2,000 bytes; one event in 20 has a change; one in 50 is denied and one in 100 failed.
+/// Consecutive events share a trace, 1 to 8 events per trace, as one request crossing
+/// services does.
+pub struct Generator {
+    rng: Rng,
+    count: usize,
+    next: usize,
+    start_us: i64,
+    span_us: i64,
+    trace_id: String,
+    trace_left: u64,
+}
+
+impl Generator {
+    /// A generator with a fixed seed, so runs are comparable.
+    pub fn new(count: usize, end_us: i64, span_us: i64) -> Self {
+        Self {
+            rng: Rng(0x9e37_79b9_7f4a_7c15),
+            count,
+            next: 0,
+            start_us: end_us - span_us,
+            span_us,
+            trace_id: String::new(),
+            trace_left: 0,
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = OperationEvent;
+
+    fn next(&mut self) -> Option<OperationEvent> {
+        if self.next == self.count {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let rng = &mut self.rng;
+        // Evenly spread, with up to a second of jitter: producers' clocks and queues
+        // deliver events slightly out of order.
+        let even = (self.span_us as i128 * i as i128 / self.count as i128) as i64;
+        let occurred_at_us =
+            (self.start_us + even - rng.below(1_000_000) as i64).max(self.start_us);
+        if self.trace_left == 0 {
+            self.trace_id = format!("{:016x}{:016x}", rng.next() | 1, rng.next());
+            self.trace_left = rng.below(8) + 1;
+        }
+        self.trace_left -= 1;
+        let actor = rng.power_law(ACTORS);
+        let (action, action_type) = ACTIONS[rng.power_law(ACTIONS.len())];
+        let metadata_len = 200 + rng.below(1800) as usize;
+        let filler: String = std::iter::repeat_n('x', metadata_len.saturating_sub(60)).collect();
+        let changes = if rng.below(20) == 0 {
+            vec![Change {
+                field: "status".into(),
+                before_json: "\"open\"".into(),
+                after_json: "\"closed\"".into(),
+            }]
+        } else {
+            Vec::new()
+        };
+        let (target_type, target_ids) = TARGETS[rng.power_law(TARGETS.len())];
+        let result = match rng.below(100) {
+            0 | 1 => ResultCode::Denied,
+            2 => ResultCode::Failure,
+            _ => ResultCode::Success,
+        };
+        Some(OperationEvent {
+            event_id: format!("bench-{i:09}"),
+            occurred_at: Some(oplog::event::timestamp_from_us(occurred_at_us)),
+            service: format!("svc-{}", rng.power_law(SERVICES)),
+            tenant: format!("tenant-{}", rng.power_law(TENANTS)),
+            actor: Some(Actor {
+                id: format!("user-{actor:05}"),
+                r#type: ActorType::User as i32,
+                display_name: format!("User {actor}"),
+                ip: format!("198.51.100.{}", rng.below(250) + 1),
+                user_agent: "bench/1.0".into(),
+                impersonator: None,
+            }),
+            action: action.into(),
+            action_type: action_type as i32,
+            target: Some(Target {
+                r#type: target_type.into(),
+                id: format!("{target_type}-{}", rng.power_law(target_ids)),
+                name: String::new(),
+            }),
+            outcome: Some(Outcome {
+                result: result as i32,
+                error_code: if result == ResultCode::Failure {
+                    "UNAVAILABLE".into()
+                } else {
+                    String::new()
+                },
+                message: String::new(),
+            }),
+            trace_id: self.trace_id.clone(),
+            span_id: format!("{:016x}", rng.next() | 1),
+            request_id: format!("req-{i}"),
+            metadata_json: format!("{{\"ticket\":\"T-{i}\",\"note\":\"{filler}\"}}"),
+            changes,
+            schema_version: 1,
         })
-        .collect()
+    }
+}
+
+/// Generates `count` events over the 24 hours before `now_us`.
+pub fn generate(count: usize, now_us: i64) -> Vec<OperationEvent> {
+    Generator::new(count, now_us, DAY_US).collect()
 }
 
 /// Creates a database named `name` on the server of `base_url`, migrated and with day
-/// partitions from yesterday to 2 days ahead, and returns its URL.
-pub async fn fresh_database(base_url: &str, name: &str) -> anyhow::Result<String> {
+/// partitions from `first_day` to 2 days after today, and returns its URL.
+pub async fn fresh_database(
+    base_url: &str,
+    name: &str,
+    first_day: chrono::NaiveDate,
+) -> anyhow::Result<String> {
     let mut conn = sqlx::MySqlConnection::connect(base_url).await?;
     sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut conn)
@@ -110,15 +208,25 @@ pub async fn fresh_database(base_url: &str, name: &str) -> anyhow::Result<String
     sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await?;
-    let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database");
-    let url = format!("{prefix}/{name}");
+    let url = database_url(base_url, name);
     let mut config = oplog::config::Config::default();
     config.mysql.url = url.clone();
     let store = oplog::store::MySqlStore::connect(&config.mysql.settings()).await?;
     store.migrate().await?;
-    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
-    oplog::partitions::create_ahead(store.pool(), yesterday, 3).await?;
+    let days = (chrono::Utc::now().date_naive() - first_day).num_days() + 3;
+    oplog::partitions::create_ahead(store.pool(), first_day, days as u32).await?;
     Ok(url)
+}
+
+/// The URL of database `name` on the server of `base_url`.
+pub fn database_url(base_url: &str, name: &str) -> String {
+    let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database");
+    format!("{prefix}/{name}")
+}
+
+/// The day before today, the first day of the 24-hour benchmarks' partitions.
+pub fn yesterday() -> chrono::NaiveDate {
+    chrono::Utc::now().date_naive() - chrono::Days::new(1)
 }
 
 /// Drops the database `name`.

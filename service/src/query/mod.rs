@@ -1,7 +1,7 @@
 //! The `OplogQuery` gRPC service.
 
 pub mod page_token;
-mod request;
+pub mod request;
 
 use std::{sync::Arc, time::Instant};
 
