@@ -184,9 +184,13 @@ impl<'a> Worker<'a> {
             if writer.writing.is_some() {
                 continue;
             }
+            let batch = batches.lane(lane);
             if writer.pending.is_some() {
                 wake = wake.min(writer.retry_at.unwrap_or(now));
-            } else if let Some(flush_at) = batches.lane(lane).deadline(&self.settings.batch) {
+            } else if batch.is_full(&self.settings.batch) {
+                // Filled while the writer was busy: write it now that it is free.
+                wake = now;
+            } else if let Some(flush_at) = batch.deadline(&self.settings.batch) {
                 wake = wake.min(flush_at);
             }
         }

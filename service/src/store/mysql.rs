@@ -255,7 +255,11 @@ impl Store for MySqlStore {
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
-        dialect::fetch_events::<MySqlDialect>(&self.pool, &sql::list_events(query)).await
+        dialect::fetch_events::<MySqlDialect>(
+            &self.pool,
+            &sql::list_events(query, sql::IndexHint::Force),
+        )
+        .await
     }
 
     async fn get_event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {

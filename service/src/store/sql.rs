@@ -107,8 +107,48 @@ const SELECT_EVENT: &str = "SELECT e.occurred_at, e.event_id, e.service, e.tenan
      FROM oplog_events e \
      JOIN oplog_event_details d ON d.occurred_at = e.occurred_at AND d.event_id = e.event_id";
 
+/// How a page query names the index it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexHint {
+    /// MySQL and MariaDB: `FORCE INDEX` on the index of the most selective filter.
+    /// Without it, the optimizer often reads the primary key in time order and checks
+    /// the filter on every row (the order matches, so it expects to stop early), which
+    /// for a rare actor or service reads thousands of rows per page instead of 101.
+    Force,
+    /// SQLite: no hint; its planner picks the filter's index.
+    None,
+}
+
+/// The index that answers `query` in keyset order: the index of its most selective
+/// filter that has one value. A filter with several values spans several index
+/// ranges, whose rows need sorting, so it is left to the optimizer.
+fn page_index(query: &EventQuery) -> Option<&'static str> {
+    let one = |values: usize| values == 1;
+    let candidates = [
+        (query.trace_id.is_some(), "idx_events_trace"),
+        (one(query.actor_ids.len()), "idx_events_actor"),
+        (
+            query.target_type.is_some() && query.target_id.is_some(),
+            "idx_events_target",
+        ),
+        (
+            query.service.is_some() && query.result.is_some(),
+            "idx_events_service_result",
+        ),
+        (one(query.actions.len()), "idx_events_action"),
+        (query.service.is_some(), "idx_events_service"),
+        (query.tenant.is_some(), "idx_events_tenant"),
+        (one(query.action_types.len()), "idx_events_action_type"),
+        (query.result.is_some(), "idx_events_result"),
+    ];
+    candidates
+        .into_iter()
+        .find(|(applies, _)| *applies)
+        .map(|(_, index)| index)
+}
+
 /// Builds the page query of `ListEvents`.
-pub fn list_events(query: &EventQuery) -> Statement {
+pub fn list_events(query: &EventQuery, hint: IndexHint) -> Statement {
     let mut conditions = Conditions::default();
     if let Some(from) = query.from_us {
         conditions.push("e.occurred_at >= ?", [Param::Time(from)]);
@@ -146,6 +186,12 @@ pub fn list_events(query: &EventQuery) -> Statement {
         );
     }
     let mut sql = String::from(SELECT_EVENT);
+    if let (IndexHint::Force, Some(index)) = (hint, page_index(query)) {
+        sql = sql.replace(
+            "FROM oplog_events e ",
+            &format!("FROM oplog_events e FORCE INDEX ({index}) "),
+        );
+    }
     conditions.write_where(&mut sql);
     write!(
         sql,
@@ -268,7 +314,7 @@ mod tests {
             limit: 10,
             ..EventQuery::default()
         };
-        let statement = list_events(&query);
+        let statement = list_events(&query, IndexHint::None);
         assert!(statement.sql.contains(
             "WHERE e.occurred_at >= ? AND e.occurred_at < ? AND e.actor_id IN (?, ?) AND e.service = ?"
         ));
@@ -279,11 +325,70 @@ mod tests {
 
     #[test]
     fn list_events_without_filters_has_no_where() {
-        let statement = list_events(&EventQuery {
-            limit: 1,
-            ..EventQuery::default()
-        });
+        let statement = list_events(
+            &EventQuery {
+                limit: 1,
+                ..EventQuery::default()
+            },
+            IndexHint::Force,
+        );
         assert!(!statement.sql.contains("WHERE"));
+        assert!(!statement.sql.contains("FORCE INDEX"));
         assert!(statement.params.is_empty());
+    }
+
+    #[test]
+    fn the_most_selective_single_value_filter_picks_the_index() {
+        let hinted = |query: EventQuery| {
+            let sql = list_events(&query, IndexHint::Force).sql;
+            let start = sql.find("FORCE INDEX (")? + "FORCE INDEX (".len();
+            let end = start + sql[start..].find(')')?;
+            Some(sql[start..end].to_owned())
+        };
+        let service = Some("svc".to_owned());
+        assert_eq!(
+            hinted(EventQuery {
+                actor_ids: vec!["a".into()],
+                service: service.clone(),
+                ..EventQuery::default()
+            })
+            .as_deref(),
+            Some("idx_events_actor")
+        );
+        assert_eq!(
+            hinted(EventQuery {
+                service: service.clone(),
+                result: Some(3),
+                ..EventQuery::default()
+            })
+            .as_deref(),
+            Some("idx_events_service_result")
+        );
+        // Two actors are two index ranges: the optimizer chooses, with the service
+        // index as the only single-value filter here.
+        assert_eq!(
+            hinted(EventQuery {
+                actor_ids: vec!["a".into(), "b".into()],
+                service,
+                ..EventQuery::default()
+            })
+            .as_deref(),
+            Some("idx_events_service")
+        );
+        assert_eq!(
+            hinted(EventQuery {
+                target_type: Some("order".into()),
+                ..EventQuery::default()
+            }),
+            None
+        );
+        let plain = list_events(
+            &EventQuery {
+                actor_ids: vec!["a".into()],
+                ..EventQuery::default()
+            },
+            IndexHint::None,
+        );
+        assert!(!plain.sql.contains("FORCE INDEX"));
     }
 }

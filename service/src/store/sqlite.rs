@@ -150,7 +150,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
-        dialect::fetch_events::<SqliteDialect>(&self.pool, &sql::list_events(query)).await
+        dialect::fetch_events::<SqliteDialect>(
+            &self.pool,
+            &sql::list_events(query, sql::IndexHint::None),
+        )
+        .await
     }
 
     async fn get_event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
