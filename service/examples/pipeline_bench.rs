@@ -196,8 +196,15 @@ fn spawn_consume(
             (options.writers + 4).to_string(),
         )
         .env("OPLOG__HTTP__LISTEN", "127.0.0.1:0")
-        .env("OPLOG__LOG__FILTER", "warn")
-        .stdout(Stdio::null())
+        .env(
+            "OPLOG__LOG__FILTER",
+            std::env::var("OPLOG_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(if std::env::var_os("OPLOG_BENCH_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()?;
     Ok(child)
 }

@@ -81,9 +81,10 @@ impl Batches {
         self.lanes[lane].push(partition, offset, event);
     }
 
-    /// Takes the batch of writer `lane`, leaving it empty.
-    pub fn take(&mut self, lane: usize) -> Flush {
-        self.lanes[lane].take()
+    /// Takes the first events of writer `lane`'s batch, up to the limits; see
+    /// [`Batch::take_within`].
+    pub fn take(&mut self, lane: usize, limits: &BatchLimits) -> Flush {
+        self.lanes[lane].take_within(limits)
     }
 
     /// Drops what was buffered from `revoked` partitions; see [`Batch::drop_partitions`].
@@ -157,6 +158,55 @@ impl Batch {
         self.next_offsets.retain(|p, _| !revoked.contains(p));
         if self.next_offsets.is_empty() {
             self.started = None;
+        }
+    }
+
+    /// True when the batch holds twice its limits: the most it may hold while its
+    /// writer is still busy with the previous batch.
+    pub fn is_overfull(&self, limits: &BatchLimits) -> bool {
+        self.records.len() >= 2 * limits.max_events || self.bytes >= 2 * limits.max_bytes
+    }
+
+    /// Takes the first events up to `limits.max_events` and `limits.max_bytes` (at
+    /// least one event), with the offsets they reach, and keeps the rest. A batch grows
+    /// past its limits while its writer is busy, and each transaction stays within
+    /// them. Dead-lettered messages between the taken events are covered by the taken
+    /// offsets, and those after them by the rest's.
+    pub fn take_within(&mut self, limits: &BatchLimits) -> Flush {
+        let mut count = 0;
+        let mut bytes = 0;
+        for (record, source) in self.records.iter().zip(&self.sources) {
+            let size = record.encoded_len() + source.len();
+            if count > 0 && (count == limits.max_events || bytes + size > limits.max_bytes) {
+                break;
+            }
+            count += 1;
+            bytes += size;
+        }
+        if count == self.records.len() {
+            return self.take();
+        }
+        let records: Vec<EventRecord> = self.records.drain(..count).collect();
+        let sources: Vec<SourceMessage> = self.sources.drain(..count).collect();
+        let mut next_offsets = BTreeMap::new();
+        for source in &sources {
+            let next = next_offsets.entry(source.partition).or_insert(0);
+            *next = (*next).max(source.offset + 1);
+        }
+        // The rest keeps a partition's offset only when it moves past the taken one:
+        // events of the partition remain, or dead-lettered messages follow them.
+        let remaining: std::collections::BTreeSet<i32> =
+            self.sources.iter().map(|s| s.partition).collect();
+        self.next_offsets.retain(|partition, next| {
+            remaining.contains(partition) || next_offsets.get(partition) != Some(next)
+        });
+        self.bytes -= bytes;
+        Flush {
+            records,
+            sources,
+            next_offsets,
+            bytes,
+            owners: BTreeMap::new(),
         }
     }
 
@@ -288,8 +338,12 @@ mod tests {
                 batches.push(partition, offset, event(partition, offset, "e"));
             }
         }
-        let even = batches.take(0);
-        let odd = batches.take(1);
+        let all = BatchLimits {
+            max_events: 100,
+            ..LIMITS
+        };
+        let even = batches.take(0, &all);
+        let odd = batches.take(1, &all);
         assert_eq!(
             even.next_offsets.keys().copied().collect::<Vec<_>>(),
             [0, 2, 4]
@@ -299,6 +353,37 @@ mod tests {
         assert!(odd.sources.iter().all(|s| s.partition % 2 == 1));
         assert_eq!(even.records.len() + odd.records.len(), 15);
         assert_eq!(batches.bytes(), 0);
+    }
+
+    #[test]
+    fn an_overfull_batch_is_taken_within_its_limits() {
+        let mut batch = Batch::default();
+        batch.push(0, 10, event(0, 10, "a"));
+        batch.push(1, 20, event(1, 20, "b"));
+        batch.push(0, 11, None);
+        batch.push(0, 12, event(0, 12, "c"));
+        batch.push(1, 21, None);
+        batch.push(2, 30, event(2, 30, "d"));
+        batch.push(2, 31, None);
+        assert!(batch.is_overfull(&LIMITS));
+        let first = batch.take_within(&LIMITS);
+        let ids: Vec<_> = first.records.iter().map(|r| r.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(
+            first.next_offsets.into_iter().collect::<Vec<_>>(),
+            [(0, 11), (1, 21)]
+        );
+        // Partition 1 stays for its dead-lettered message at 21, partition 0 and 2
+        // for their events.
+        let rest = batch.take_within(&LIMITS);
+        let ids: Vec<_> = rest.records.iter().map(|r| r.event_id.as_str()).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(
+            rest.next_offsets.into_iter().collect::<Vec<_>>(),
+            [(0, 13), (1, 22), (2, 32)]
+        );
+        assert!(batch.is_empty());
+        assert_eq!(batch.bytes(), 0);
     }
 
     #[test]

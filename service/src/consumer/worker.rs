@@ -153,6 +153,7 @@ impl<'a> Worker<'a> {
             self.update_gauges();
             self.apply_backpressure();
             let wake = self.next_wake();
+            let read = !self.write_in_the_way();
             tokio::select! {
                 // Shutdown first: a message read after it could be pushed past one
                 // that was not dead-lettered.
@@ -160,7 +161,7 @@ impl<'a> Worker<'a> {
                 _ = shutdown.cancelled() => break,
                 Some(done) = written.recv() => self.written(done).await,
                 _ = tokio::time::sleep_until(wake.into()) => self.step().await,
-                message = consumer.recv() => match message {
+                message = consumer.recv(), if read => match message {
                     Ok(message) => {
                         self.handle(&message).await;
                         let full = self.shared.batches().any_full(&self.settings.batch);
@@ -173,6 +174,19 @@ impl<'a> Worker<'a> {
             }
         }
         self.written_rx = Some(written);
+    }
+
+    /// True while a writer's next batch holds twice its limits and its previous one
+    /// is still being written: reading waits for that write, which takes
+    /// milliseconds. Until then the batch grows past its limits, so that the other
+    /// writers keep receiving events; it is written in parts within the limits.
+    /// Pausing the partitions instead would make librdkafka drop and fetch again what
+    /// it has prefetched for them, which costs far more.
+    fn write_in_the_way(&self) -> bool {
+        let batches = self.shared.batches();
+        self.writers.iter().enumerate().any(|(lane, writer)| {
+            writer.writing.is_some() && batches.lane(lane).is_overfull(&self.settings.batch)
+        })
     }
 
     /// When the loop must act even without a message.
@@ -435,7 +449,7 @@ impl<'a> Worker<'a> {
     /// Takes the batch of writer `lane`, noting the claim each partition's events were
     /// read under.
     fn take_batch(&self, lane: usize) -> Flush {
-        let mut flush = self.shared.batches().take(lane);
+        let mut flush = self.shared.batches().take(lane, &self.settings.batch);
         let partitions = self.shared.partitions();
         flush.owners = flush
             .next_offsets
@@ -683,9 +697,10 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Pauses a writer's partitions while its next batch is full and it is still
-    /// writing the previous one, and every owned partition while the buffers are over
-    /// their bound; resumes them once writes have caught up.
+    /// Pauses a writer's partitions while its next batch is full and the previous one
+    /// waits for a retry, and every owned partition while the buffers are over their
+    /// bound; resumes them once writes have caught up. The loop keeps polling Kafka
+    /// meanwhile, so the consumer stays in its group through a database outage.
     fn apply_backpressure(&mut self) {
         let batches = self.shared.batches();
         let in_writers: usize = self
@@ -702,7 +717,9 @@ impl<'a> Worker<'a> {
             .writers
             .iter()
             .enumerate()
-            .map(|(lane, w)| over || (w.busy() && batches.lane(lane).is_full(&self.settings.batch)))
+            .map(|(lane, w)| {
+                over || (w.pending.is_some() && batches.lane(lane).is_full(&self.settings.batch))
+            })
             .collect();
         let owned: Vec<(usize, i32)> = self
             .shared
@@ -793,12 +810,13 @@ impl<'a> Worker<'a> {
             if failed.contains(&lane) {
                 continue;
             }
-            let mut flushes: Vec<Flush> = self.writers[lane].pending.take().into_iter().collect();
-            let filling = !self.shared.batches().lane(lane).is_empty();
-            if filling {
-                flushes.push(self.take_batch(lane));
-            }
-            for mut flush in flushes {
+            let mut pending = self.writers[lane].pending.take();
+            loop {
+                let mut flush = match pending.take() {
+                    Some(flush) => flush,
+                    None if self.shared.batches().lane(lane).is_empty() => break,
+                    None => self.take_batch(lane),
+                };
                 let offsets = self.offset_updates(&mut flush);
                 if offsets.is_empty() {
                     continue;

@@ -56,6 +56,13 @@ fn param_values(params: &[Param]) -> impl Iterator<Item = Value<'_>> {
     })
 }
 
+/// Rows per INSERT statement. Batches are inserted in statements of this many rows,
+/// which each connection keeps prepared: parsing a statement of hundreds of rows again
+/// for every batch cost MariaDB about 15% of its CPU time. A prepared statement of 500
+/// rows holds about 4 MB of server memory for the events table and 2 MB for the
+/// details, per connection.
+pub(crate) const PREPARED_ROWS: usize = 500;
+
 /// Inserts events and offsets in one transaction.
 pub(crate) async fn write_batch<D: Dialect>(
     pool: &Pool<D::Db>,
@@ -71,7 +78,7 @@ where
 {
     let mut tx = pool.begin().await?;
     let mut statements = 0;
-    let max_rows = D::MAX_PLACEHOLDERS / sql::EVENT_COLUMNS.len();
+    let max_rows = (D::MAX_PLACEHOLDERS / sql::EVENT_COLUMNS.len()).min(PREPARED_ROWS);
     let hashes: Vec<[u8; 16]> = events.iter().map(EventRecord::content_hash).collect();
     let mut start = 0;
     for chunk in row::chunks(events, max_rows, max_statement_bytes) {
@@ -93,8 +100,11 @@ where
             .iter()
             .zip(chunk_hashes)
             .flat_map(|(record, hash)| row::event_values(record, hash));
+        // Only full-size inserts are kept prepared: other sizes would fill the
+        // statement cache with statements used once.
+        let keep = chunk.len() == PREPARED_ROWS;
         let result = bind_all::<D>(&events_sql, values)
-            .persistent(false)
+            .persistent(keep)
             .execute(&mut *tx)
             .await?;
         if D::REUSE_BY_AFFECTED_ROWS && result.rows_affected() > chunk.len() as u64 {
@@ -116,7 +126,7 @@ where
         );
         let values = chunk.iter().flat_map(row::detail_values);
         bind_all::<D>(&details_sql, values)
-            .persistent(false)
+            .persistent(keep)
             .execute(&mut *tx)
             .await?;
         statements += 2;
