@@ -50,10 +50,8 @@ set -e
 if [[ $status -eq 0 ]]; then
   # A run at a small size keeps the benchmark harness working; its figures are not
   # checked (BENCHMARKS.md has the real runs). cargo test built it already.
-  step "benchmark harness at a small size"
-  target_dir=${CARGO_TARGET_DIR:-target}
-  "$target_dir/debug/examples/pipeline_bench" 2000 50 || status=$?
-  "$target_dir/debug/examples/ingest_ceiling" 2000 || status=$?
+  step "scripts/bench.sh small"
+  bash scripts/bench.sh small || status=$?
 fi
 
 awk '/^test result:/ { passed += $4; failed += $6 }

@@ -27,7 +27,10 @@ use oplog::store::{MySqlStore, Store};
 use sqlx::{MySql, MySqlPool, QueryBuilder};
 
 /// Rows per transaction for the INSERT paths, oplog's default batch size.
-const BATCH: usize = 2_000;
+const BATCH: usize = 4_000;
+
+/// Rows per plain INSERT statement, as oplog's store writes them.
+const STATEMENT_ROWS: usize = 500;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -44,7 +47,9 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let hashes: Vec<[u8; 16]> = records.iter().map(EventRecord::content_hash).collect();
     let (records, hashes) = (Arc::new(records), Arc::new(hashes));
-    println!("events: {events}, batches of {BATCH} for the INSERT paths");
+    println!(
+        "events: {events}, transactions of {BATCH} events and statements of {STATEMENT_ROWS} rows for the INSERT paths"
+    );
 
     let database = format!("oplog_ceiling_{}", std::process::id());
     let dir = tempfile::tempdir()?;
@@ -292,52 +297,57 @@ async fn insert_plain(
     connections: usize,
 ) -> anyhow::Result<()> {
     let batches = records.chunks(BATCH).zip(hashes.chunks(BATCH));
-    for (chunk, chunk_hashes) in batches.skip(connection).step_by(connections) {
+    for (batch, batch_hashes) in batches.skip(connection).step_by(connections) {
         let mut tx = pool.begin().await?;
-        let mut events: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO oplog_events (occurred_at, event_id, service, tenant, actor_id, \
+        for (chunk, chunk_hashes) in batch
+            .chunks(STATEMENT_ROWS)
+            .zip(batch_hashes.chunks(STATEMENT_ROWS))
+        {
+            let mut events: QueryBuilder<MySql> = QueryBuilder::new(
+                "INSERT INTO oplog_events (occurred_at, event_id, service, tenant, actor_id, \
              actor_type, impersonator_id, impersonator_type, action, action_type, target_type, \
              target_id, result, error_code, trace_id, span_id, request_id, schema_version, \
              content_hash) ",
-        );
-        events.push_values(chunk.iter().zip(chunk_hashes), |mut row, (r, hash)| {
-            row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
-                .push_bind(&r.event_id)
-                .push_bind(&r.service)
-                .push_bind(&r.tenant)
-                .push_bind(&r.actor_id)
-                .push_bind(r.actor_type)
-                .push_bind(&r.impersonator_id)
-                .push_bind(r.impersonator_type)
-                .push_bind(&r.action)
-                .push_bind(r.action_type)
-                .push_bind(&r.target_type)
-                .push_bind(&r.target_id)
-                .push_bind(r.result)
-                .push_bind(&r.error_code)
-                .push_bind(&r.trace_id)
-                .push_bind(&r.span_id)
-                .push_bind(&r.request_id)
-                .push_bind(r.schema_version)
-                .push_bind(hash.as_slice());
-        });
-        events.build().persistent(false).execute(&mut *tx).await?;
-        let mut details: QueryBuilder<MySql> = QueryBuilder::new(
-            "INSERT INTO oplog_event_details (occurred_at, event_id, actor_display_name, \
+            );
+            events.push_values(chunk.iter().zip(chunk_hashes), |mut row, (r, hash)| {
+                row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
+                    .push_bind(&r.event_id)
+                    .push_bind(&r.service)
+                    .push_bind(&r.tenant)
+                    .push_bind(&r.actor_id)
+                    .push_bind(r.actor_type)
+                    .push_bind(&r.impersonator_id)
+                    .push_bind(r.impersonator_type)
+                    .push_bind(&r.action)
+                    .push_bind(r.action_type)
+                    .push_bind(&r.target_type)
+                    .push_bind(&r.target_id)
+                    .push_bind(r.result)
+                    .push_bind(&r.error_code)
+                    .push_bind(&r.trace_id)
+                    .push_bind(&r.span_id)
+                    .push_bind(&r.request_id)
+                    .push_bind(r.schema_version)
+                    .push_bind(hash.as_slice());
+            });
+            events.build().persistent(false).execute(&mut *tx).await?;
+            let mut details: QueryBuilder<MySql> = QueryBuilder::new(
+                "INSERT INTO oplog_event_details (occurred_at, event_id, actor_display_name, \
              actor_ip, actor_user_agent, target_name, outcome_message, metadata, changes) ",
-        );
-        details.push_values(chunk, |mut row, r| {
-            row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
-                .push_bind(&r.event_id)
-                .push_bind(&r.actor_display_name)
-                .push_bind(&r.actor_ip)
-                .push_bind(&r.actor_user_agent)
-                .push_bind(&r.target_name)
-                .push_bind(&r.outcome_message)
-                .push_bind(&r.metadata_json)
-                .push_bind(&r.changes_json);
-        });
-        details.build().persistent(false).execute(&mut *tx).await?;
+            );
+            details.push_values(chunk, |mut row, r| {
+                row.push_bind(datetime_from_us(r.occurred_at_us).naive_utc())
+                    .push_bind(&r.event_id)
+                    .push_bind(&r.actor_display_name)
+                    .push_bind(&r.actor_ip)
+                    .push_bind(&r.actor_user_agent)
+                    .push_bind(&r.target_name)
+                    .push_bind(&r.outcome_message)
+                    .push_bind(&r.metadata_json)
+                    .push_bind(&r.changes_json);
+            });
+            details.build().persistent(false).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
     }
     Ok(())

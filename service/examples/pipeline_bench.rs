@@ -8,7 +8,7 @@
 //! ```text
 //! eval "$(scripts/services.sh env)"
 //! cargo build --release --bins --examples
-//! target/release/examples/pipeline_bench --events 100000 --batch 2000 --writers 2
+//! target/release/examples/pipeline_bench --events 100000 --batch 4000 --writers 2
 //! ```
 //!
 //! It prints one line per figure; nothing is asserted. `--indexes K` keeps only the
@@ -47,7 +47,7 @@ struct Options {
     #[arg(long, default_value_t = 6)]
     partitions: i32,
     /// `consumer.max_batch_events`; the byte limit is raised so that it never binds.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 4_000)]
     batch: usize,
     /// `consumer.writers`.
     #[arg(long, default_value_t = 2)]

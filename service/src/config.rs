@@ -235,8 +235,8 @@ impl Default for ConsumerConfig {
         Self {
             group_id: "oplog".into(),
             dead_letter_topic: None,
-            max_batch_events: 2_000,
-            max_batch_bytes: 4 << 20,
+            max_batch_events: 4_000,
+            max_batch_bytes: 8 << 20,
             max_batch_wait_ms: 500,
             writers: 2,
             max_event_bytes: 1 << 20,

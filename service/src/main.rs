@@ -1,5 +1,11 @@
 use clap::Parser;
 
+// The consumer allocates and frees a few buffers per event. With glibc's allocator,
+// malloc and free took a quarter of its CPU time; with mimalloc the consumer needs
+// about a fifth less CPU per event.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = oplog::cli::Cli::parse();
