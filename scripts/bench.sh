@@ -2,16 +2,19 @@
 # Runs oplog's benchmarks against the MariaDB and Kafka of scripts/services.sh and
 # keeps their output. BENCHMARKS.md explains each figure and records the full run.
 #
-# Usage: scripts/bench.sh [small|full] [OUT_DIR]
+# Usage: scripts/bench.sh [small|ingest|query|full] [OUT_DIR]
 #
-#   small  every harness at a tiny size, in a debug build, in under a minute; the
-#          test command runs it so the harness cannot rot. Its figures mean nothing.
-#   full   the recorded run, in a release build: the ingest ceiling, the consumer
-#          against batch size, writers and secondary indexes, and the query mix over
-#          1 million and 10 million events, each right after loading and again after
-#          a restart with an empty buffer pool. It takes about 30 minutes (40 when
-#          the 10-million-event database must be loaded) and 30 GB of disk, and sets
-#          MariaDB's buffer pool to 8 GiB and its redo log to 1 GiB.
+#   small   every harness at a tiny size, in a debug build, in under a minute; the
+#           test command runs it so the harness cannot rot. Its figures mean nothing.
+#   ingest  in a release build: the ingest ceiling, and the consumer against batch
+#           size, writers and secondary indexes; about 8 minutes.
+#   query   in a release build: the query mix over 1 million and 10 million events,
+#           each right after loading and again after a restart with an empty buffer
+#           pool; about 20 minutes (30 when the 10-million-event database must be
+#           loaded) and 30 GB of disk.
+#   full    ingest, then query: the recorded run.
+#
+# The release runs set MariaDB's buffer pool to 8 GiB and its redo log to 1 GiB.
 #
 # OUT_DIR defaults to target/bench/<UTC time>; each harness writes one file there.
 set -euo pipefail
@@ -22,9 +25,9 @@ size=${1:-small}
 out=${2:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 case $size in
   small) profile=debug ;;
-  full) profile=release ;;
+  ingest | query | full) profile=release ;;
   *)
-    echo "usage: $0 [small|full] [OUT_DIR]" >&2
+    echo "usage: $0 [small|ingest|query|full] [OUT_DIR]" >&2
     exit 2
     ;;
 esac
@@ -76,23 +79,27 @@ if [[ $size == small ]]; then
   exit 0
 fi
 
-run ingest_ceiling 100000
-for batch in 250 500 1000 2000 4000 8000; do
-  run pipeline_bench --events 100000 --queries 0 --batch "$batch"
-done
-for writers in 1 2 3 4; do
-  run pipeline_bench --events 100000 --queries 0 --writers "$writers"
-done
-for indexes in 10 9 7 5 3 1 0; do
-  run pipeline_bench --events 100000 --queries 0 --indexes "$indexes"
-done
-run pipeline_bench --events 100000 --queries 2000
-# The 10-million-event database is kept and reused by later runs; loading it takes
-# about 6 minutes.
-OPLOG_BENCH_DB=oplog_query_1m run query_bench 1000000 30 500
-restart_cold
-OPLOG_BENCH_DB=oplog_query_1m run query_bench 1000000 30 500
-OPLOG_BENCH_DB=oplog_query_10m run query_bench 10000000 30 500
-restart_cold
-OPLOG_BENCH_DB=oplog_query_10m run query_bench 10000000 30 500
+if [[ $size == ingest || $size == full ]]; then
+  run ingest_ceiling 100000
+  for batch in 250 500 1000 2000 4000 8000; do
+    run pipeline_bench --events 100000 --queries 0 --batch "$batch"
+  done
+  for writers in 1 2 3 4; do
+    run pipeline_bench --events 100000 --queries 0 --writers "$writers"
+  done
+  for indexes in 10 9 7 5 3 1 0; do
+    run pipeline_bench --events 100000 --queries 0 --indexes "$indexes"
+  done
+  run pipeline_bench --events 100000 --queries 2000
+fi
+if [[ $size == query || $size == full ]]; then
+  # Both databases are kept and reused by later runs; loading 10 million events
+  # takes about 6 minutes.
+  OPLOG_BENCH_DB=oplog_query_1m run query_bench 1000000 30 500
+  restart_cold
+  OPLOG_BENCH_DB=oplog_query_1m run query_bench 1000000 30 500
+  OPLOG_BENCH_DB=oplog_query_10m run query_bench 10000000 30 500
+  restart_cold
+  OPLOG_BENCH_DB=oplog_query_10m run query_bench 10000000 30 500
+fi
 echo "results: $out" >&2

@@ -46,7 +46,8 @@ struct Options {
     /// Partitions of the topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
-    /// `consumer.max_batch_events`; the byte limit is raised so that it never binds.
+    /// `consumer.max_batch_events`. `consumer.max_batch_bytes` is set to 4 KiB per
+    /// event, so that for these events the count binds, as with the defaults.
     #[arg(long, default_value_t = 4_000)]
     batch: usize,
     /// `consumer.writers`.
@@ -184,11 +185,7 @@ fn spawn_consume(
         )
         .env(
             "OPLOG__CONSUMER__MAX_BATCH_BYTES",
-            (256usize << 20).to_string(),
-        )
-        .env(
-            "OPLOG__CONSUMER__MAX_BUFFERED_BYTES",
-            (1usize << 30).to_string(),
+            (options.batch << 12).to_string(),
         )
         .env("OPLOG__CONSUMER__WRITERS", options.writers.to_string())
         .env(
