@@ -10,8 +10,8 @@
 #           size, writers and secondary indexes; about 8 minutes.
 #   query   in a release build: the query mix over 1 million and 10 million events,
 #           each right after loading and again after a restart with an empty buffer
-#           pool; about 20 minutes (30 when the 10-million-event database must be
-#           loaded) and 30 GB of disk.
+#           pool. It takes about 20 minutes (30 when the 10-million-event database
+#           must be loaded) and 30 GB of disk.
 #   full    ingest, then query: the recorded run.
 #
 # The release runs set MariaDB's buffer pool to 8 GiB and its redo log to 1 GiB.
@@ -37,7 +37,7 @@ eval "$(bash scripts/services.sh env)"
 mkdir -p "$out"
 
 # The server settings of the recorded run. scripts/services.sh starts MariaDB with a
-# 1 GiB buffer pool and a 96 MiB redo log, which suit the tests; a 96 MiB redo log
+# 1 GiB buffer pool and a 96 MiB redo log, which suit the tests. A 96 MiB redo log
 # makes bulk writes wait for checkpoints.
 server_settings() {
   printf '%s\n' \

@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             files.push(write_tsv(dir.path(), client, &records, &hashes, &part)?);
         }
+        common::settle(&base).await?;
         let started = Instant::now();
         let loads: Vec<_> = files
             .iter()
@@ -90,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
                 .execute(&pool)
                 .await?;
         }
+        common::settle(&base).await?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for connection in 0..connections {
@@ -117,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         let mut config = Config::default();
         config.mysql.url = url;
         let store = Arc::new(MySqlStore::connect(&config.mysql.settings()).await?);
+        common::settle(&base).await?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for writer in 0..writers {

@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
+    common::settle(&mysql).await?;
     let mut consumer = spawn_consume(&url, &brokers, &topic, &options)?;
     let started = Instant::now();
     let mut first_commit = None;

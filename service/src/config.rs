@@ -203,7 +203,7 @@ pub struct ConsumerConfig {
     pub max_batch_bytes: usize,
     /// A batch is written when its first message has waited this many milliseconds.
     pub max_batch_wait_ms: u64,
-    /// Batches written at once, each in its own transaction and connection; a
+    /// Batches written at once, each in its own transaction and connection. A
     /// partition's batches always go to the same writer. Must be below
     /// `mysql.max_connections`.
     pub writers: usize,

@@ -229,6 +229,29 @@ pub fn yesterday() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive() - chrono::Days::new(1)
 }
 
+/// Waits until MariaDB has purged the old row versions of earlier runs, so that a
+/// measurement does not share the server with that purge. Gives up after two minutes
+/// and says so. Dirty pages are not waited for: MariaDB writes them lazily, for
+/// minutes, whatever the load.
+pub async fn settle(base_url: &str) -> anyhow::Result<()> {
+    let mut conn = sqlx::MySqlConnection::connect(base_url).await?;
+    let started = std::time::Instant::now();
+    loop {
+        let (_, length): (String, String) =
+            sqlx::query_as("SHOW GLOBAL STATUS LIKE 'Innodb_history_list_length'")
+                .fetch_one(&mut conn)
+                .await?;
+        if length.parse::<u64>().is_ok_and(|length| length <= 1_000) {
+            return Ok(());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            println!("settle: InnoDB history list still {length} long after 120 s");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Drops the database `name`.
 pub async fn drop_database(base_url: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::MySqlConnection::connect(base_url).await?;

@@ -161,8 +161,8 @@ impl Batch {
         }
     }
 
-    /// True when the batch holds twice its limits: the most it may hold while its
-    /// writer is still busy with the previous batch.
+    /// True when the batch has reached twice its limits, the most it may buffer while
+    /// its writer is still busy with the previous batch.
     pub fn is_overfull(&self, limits: &BatchLimits) -> bool {
         self.records.len() >= 2 * limits.max_events || self.bytes >= 2 * limits.max_bytes
     }
@@ -331,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_always_goes_to_the_same_writer() {
+    fn batches_keep_a_partition_on_one_writer() {
         let mut batches = Batches::new(2);
         for offset in 0..3 {
             for partition in 0..5 {
@@ -356,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn an_overfull_batch_is_taken_within_its_limits() {
+    fn take_within_splits_an_overfull_batch() {
         let mut batch = Batch::default();
         batch.push(0, 10, event(0, 10, "a"));
         batch.push(1, 20, event(1, 20, "b"));

@@ -76,7 +76,7 @@ pub(crate) struct Worker<'a> {
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
     writers: Vec<Writer>,
-    /// Where write tasks report; the receiver is taken by the loop while it runs.
+    /// Channel of the write tasks' outcomes. The loop takes the receiver while it runs.
     written_tx: mpsc::UnboundedSender<Written>,
     written_rx: Option<mpsc::UnboundedReceiver<Written>>,
     /// When the last transaction committed.

@@ -59,8 +59,9 @@ fn param_values(params: &[Param]) -> impl Iterator<Item = Value<'_>> {
 /// Rows per INSERT statement. Batches are inserted in statements of this many rows,
 /// which each connection keeps prepared: parsing a statement of hundreds of rows again
 /// for every batch cost MariaDB about 15% of its CPU time. A prepared statement of 500
-/// rows holds about 4 MB of server memory for the events table and 2 MB for the
-/// details, per connection.
+/// rows takes an estimated 4 MB of server memory for the events table and 2 MB for
+/// the details, per connection: MariaDB 10.11's `Memory_used` grew by 17.5 MB for one
+/// prepared 2,000-row events insert.
 pub(crate) const PREPARED_ROWS: usize = 500;
 
 /// Inserts events and offsets in one transaction.

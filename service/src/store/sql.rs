@@ -107,7 +107,7 @@ const SELECT_EVENT: &str = "SELECT e.occurred_at, e.event_id, e.service, e.tenan
      FROM oplog_events e \
      JOIN oplog_event_details d ON d.occurred_at = e.occurred_at AND d.event_id = e.event_id";
 
-/// How a page query names the index it reads.
+/// Index hint of a page query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexHint {
     /// MySQL and MariaDB: `FORCE INDEX` on the index of the most selective filter.
@@ -119,8 +119,8 @@ pub enum IndexHint {
     None,
 }
 
-/// The index that answers `query` in keyset order: the index of its most selective
-/// filter that has one value. A filter with several values spans several index
+/// Returns the index that reads `query`'s rows in keyset order: the index of its most
+/// selective filter that has one value. A filter with several values spans several index
 /// ranges, whose rows need sorting, so it is left to the optimizer.
 fn page_index(query: &EventQuery) -> Option<&'static str> {
     let one = |values: usize| values == 1;
@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn the_most_selective_single_value_filter_picks_the_index() {
+    fn page_index_prefers_the_most_selective_filter() {
         let hinted = |query: EventQuery| {
             let sql = list_events(&query, IndexHint::Force).sql;
             let start = sql.find("FORCE INDEX (")? + "FORCE INDEX (".len();
