@@ -50,6 +50,10 @@ pub struct Flush {
 #[derive(Debug)]
 pub struct Batches {
     lanes: Vec<Batch>,
+    /// Writer of each partition, chosen when its first event arrives and kept until the
+    /// partition is revoked. A partition assigned again starts from the stored offset
+    /// under a new claim, so it may go to another writer.
+    assigned: BTreeMap<i32, usize>,
 }
 
 impl Batches {
@@ -57,12 +61,31 @@ impl Batches {
     pub fn new(writers: usize) -> Self {
         Self {
             lanes: (0..writers.max(1)).map(|_| Batch::default()).collect(),
+            assigned: BTreeMap::new(),
         }
     }
 
-    /// The writer that stores `partition`'s events.
-    pub fn lane_of(&self, partition: i32) -> usize {
-        partition.rem_euclid(self.lanes.len() as i32) as usize
+    /// Returns the writer of `partition`, if it has one.
+    pub fn lane_of(&self, partition: i32) -> Option<usize> {
+        self.assigned.get(&partition).copied()
+    }
+
+    /// Returns the writer of `partition`, giving it the writer with the fewest
+    /// partitions if it has none: a consumer's partitions are spread over its
+    /// writers whatever their numbers.
+    fn lane_for(&mut self, partition: i32) -> usize {
+        if let Some(&lane) = self.assigned.get(&partition) {
+            return lane;
+        }
+        let mut counts = vec![0usize; self.lanes.len()];
+        for &lane in self.assigned.values() {
+            counts[lane] += 1;
+        }
+        let lane = (0..counts.len())
+            .min_by_key(|&lane| (counts[lane], lane))
+            .expect("at least one writer");
+        self.assigned.insert(partition, lane);
+        lane
     }
 
     /// The batch of writer `lane`.
@@ -77,7 +100,7 @@ impl Batches {
         offset: i64,
         event: Option<(EventRecord, SourceMessage)>,
     ) {
-        let lane = self.lane_of(partition);
+        let lane = self.lane_for(partition);
         self.lanes[lane].push(partition, offset, event);
     }
 
@@ -92,6 +115,8 @@ impl Batches {
         for batch in &mut self.lanes {
             batch.drop_partitions(revoked);
         }
+        self.assigned
+            .retain(|partition, _| !revoked.contains(partition));
     }
 
     /// Bytes buffered in all batches.
@@ -353,6 +378,23 @@ mod tests {
         assert!(odd.sources.iter().all(|s| s.partition % 2 == 1));
         assert_eq!(even.records.len() + odd.records.len(), 15);
         assert_eq!(batches.bytes(), 0);
+    }
+
+    #[test]
+    fn batches_spread_partitions_over_writers() {
+        let mut batches = Batches::new(2);
+        // Only even partitions, as a consumer sharing a topic may get them.
+        for partition in [0, 2, 4, 6] {
+            batches.push(partition, 0, None);
+        }
+        assert_eq!(batches.lane_of(0), Some(0));
+        assert_eq!(batches.lane_of(2), Some(1));
+        assert_eq!(batches.lane_of(4), Some(0));
+        assert_eq!(batches.lane_of(6), Some(1));
+        batches.drop_partitions(&[2]);
+        assert_eq!(batches.lane_of(2), None);
+        batches.push(8, 0, None);
+        assert_eq!(batches.lane_of(8), Some(1));
     }
 
     #[test]

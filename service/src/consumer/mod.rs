@@ -83,6 +83,10 @@ pub enum ConsumerError {
     /// The Kafka client failed.
     #[error("kafka error: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A batch write failed in a way the consumer cannot recover from; a restart
+    /// resumes from the stored offsets.
+    #[error("the consumer stopped: {0}")]
+    Stopped(String),
 }
 
 /// Consumes `settings.topic` into `store` until `shutdown` is cancelled.
@@ -163,11 +167,16 @@ pub async fn run(
     );
     worker.consume().await;
     worker.finish().await;
+    let fatal = worker.fatal.take();
+    drop(worker);
     monitor_stop.cancel();
     let _ = monitor_task.await;
     consumer.unsubscribe();
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consumer stopped");
-    Ok(())
+    match fatal {
+        Some(reason) => Err(ConsumerError::Stopped(reason)),
+        None => Ok(()),
+    }
 }
 
 /// Returns a name unique to this process, for claim tokens: host, process id and a

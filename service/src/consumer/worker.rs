@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -48,8 +49,8 @@ struct Writer {
     retry_at: Option<Instant>,
     /// Delay before the next retry of a failed write.
     backoff: Duration,
-    /// Whether this writer's partitions are paused to bound memory.
-    paused: bool,
+    /// Whether the last write of this writer failed and has not succeeded since.
+    failing: bool,
 }
 
 impl Writer {
@@ -58,11 +59,12 @@ impl Writer {
     }
 }
 
-/// The outcome of one write, sent back by its task.
+/// The outcome of one write, sent back by its task; `result` is `None` when the write
+/// panicked.
 struct Written {
     lane: usize,
     flush: Flush,
-    result: Result<WriteSummary, StoreError>,
+    result: Option<Result<WriteSummary, StoreError>>,
     elapsed: Duration,
 }
 
@@ -76,6 +78,10 @@ pub(crate) struct Worker<'a> {
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
     writers: Vec<Writer>,
+    /// Partitions this loop paused to bound memory.
+    paused: BTreeSet<i32>,
+    /// Why the consumer must stop, when a write task panicked.
+    pub(crate) fatal: Option<String>,
     /// Channel of the write tasks' outcomes. The loop takes the receiver while it runs.
     written_tx: mpsc::UnboundedSender<Written>,
     written_rx: Option<mpsc::UnboundedReceiver<Written>>,
@@ -108,7 +114,7 @@ impl<'a> Worker<'a> {
                 writing: None,
                 retry_at: None,
                 backoff: settings.retry_backoff,
-                paused: false,
+                failing: false,
             })
             .collect();
         Self {
@@ -121,6 +127,8 @@ impl<'a> Worker<'a> {
             readiness,
             shutdown,
             writers,
+            paused: BTreeSet::new(),
+            fatal: None,
             written_tx,
             written_rx: Some(written_rx),
             last_commit: Instant::now(),
@@ -185,7 +193,11 @@ impl<'a> Worker<'a> {
     fn write_in_the_way(&self) -> bool {
         let batches = self.shared.batches();
         self.writers.iter().enumerate().any(|(lane, writer)| {
-            writer.writing.is_some() && batches.lane(lane).is_overfull(&self.settings.batch)
+            // A failing writer's partitions are paused instead, so that the loop keeps
+            // polling Kafka through a database outage.
+            !writer.failing
+                && writer.writing.is_some()
+                && batches.lane(lane).is_overfull(&self.settings.batch)
         })
     }
 
@@ -345,7 +357,7 @@ impl<'a> Worker<'a> {
                 }
             }
         }
-        self.readiness.set_ready(COMPONENT);
+        self.set_ready_unless_failing();
         self.metrics
             .consumer
             .dead_lettered
@@ -369,7 +381,9 @@ impl<'a> Worker<'a> {
         };
         let offsets = self.offset_updates(&mut flush);
         if offsets.is_empty() {
-            // Every partition of the batch was revoked or fenced.
+            // Every partition of the batch was revoked or fenced: nothing is left to
+            // retry.
+            self.writer_recovered(lane);
             return;
         }
         let store = self.store.clone();
@@ -377,7 +391,11 @@ impl<'a> Worker<'a> {
         let bytes = flush.bytes;
         let task = tokio::spawn(async move {
             let started = Instant::now();
-            let result = store.write_batch(&flush.records, &offsets).await;
+            let write = store.write_batch(&flush.records, &offsets);
+            let result = std::panic::AssertUnwindSafe(write)
+                .catch_unwind()
+                .await
+                .ok();
             let elapsed = started.elapsed();
             // The receiver is gone only when the consumer stopped without waiting.
             let _ = report.send(Written {
@@ -406,18 +424,28 @@ impl<'a> Worker<'a> {
             .flush_duration
             .observe(elapsed.as_secs_f64());
         let error = match result {
-            Ok(summary) => {
+            Some(Ok(summary)) => {
                 self.stored(lane, &flush, summary.events);
                 return;
             }
-            Err(error) => error,
+            Some(Err(error)) => error,
+            None => {
+                // A bug: stop rather than go on without this writer's partitions.
+                tracing::error!(writer = lane, events = flush.records.len(), "a batch write panicked; stopping the consumer, which resumes from the stored offsets when restarted");
+                self.fatal = Some("a batch write panicked".into());
+                self.shutdown.cancel();
+                // finish() tries it once more before anything after it.
+                self.writers[lane].pending = Some(flush);
+                return;
+            }
         };
         self.metrics.ingest.flush_errors.inc();
         match error {
             StoreError::Fenced { partition, .. } => self.fenced(&mut flush, partition),
             StoreError::IdReused { indexes } => {
                 if !self.reused(&mut flush, &indexes).await {
-                    // Shutdown: finish() writes nothing after an unwritten batch.
+                    // Shutdown: finish() writes the batch once more, and the reused
+                    // ids make that write fail again, so nothing after it is written.
                     self.writers[lane].pending = Some(flush);
                     return;
                 }
@@ -494,7 +522,25 @@ impl<'a> Worker<'a> {
         tracing::warn!(events = flush.records.len(), error = %error, backoff = ?writer.backoff, "failed to write batch; retrying");
         writer.retry_at = Some(Instant::now() + writer.backoff);
         writer.backoff = (writer.backoff * 2).min(self.settings.max_retry_backoff);
+        writer.failing = true;
         writer.pending = Some(flush);
+    }
+
+    /// Clears writer `lane`'s retry state after a success, or after its failed batch
+    /// was dropped whole, and marks the consumer ready when no writer is failing.
+    fn writer_recovered(&mut self, lane: usize) {
+        let writer = &mut self.writers[lane];
+        writer.backoff = self.settings.retry_backoff;
+        writer.retry_at = None;
+        writer.failing = false;
+        self.set_ready_unless_failing();
+    }
+
+    /// Marks the consumer ready unless a writer is retrying a failed write.
+    fn set_ready_unless_failing(&self) {
+        if self.writers.iter().all(|w| !w.failing) {
+            self.readiness.set_ready(COMPONENT);
+        }
     }
 
     /// Dead-letters events that reuse the time and id of a different stored event, so
@@ -597,12 +643,7 @@ impl<'a> Worker<'a> {
     /// Records a batch stored by writer `lane`: positions, metrics, readiness and the
     /// commit to Kafka.
     fn stored(&mut self, lane: usize, flush: &Flush, events: u64) {
-        let writer = &mut self.writers[lane];
-        writer.backoff = self.settings.retry_backoff;
-        writer.retry_at = None;
-        if self.writers.iter().all(|w| w.retry_at.is_none()) {
-            self.readiness.set_ready(COMPONENT);
-        }
+        self.writer_recovered(lane);
         self.last_commit = Instant::now();
         self.metrics.ingest.inserted.inc_by(events);
         self.metrics.ingest.batch_events.observe(events as f64);
@@ -682,25 +723,18 @@ impl<'a> Worker<'a> {
             tracing::info!(topic = %self.settings.topic, partition, ?offset, "partition claimed");
             resumed.add_partition(&self.settings.topic, partition);
         }
-        let batches = self.shared.batches();
-        let mut resumable = TopicPartitionList::new();
-        for element in resumed.elements() {
-            if !self.writers[batches.lane_of(element.partition())].paused {
-                resumable.add_partition(&self.settings.topic, element.partition());
-            }
-        }
-        drop(batches);
-        if resumable.count() > 0 {
-            if let Err(e) = self.consumer.resume(&resumable) {
+        // Backpressure pauses them again on the next turn of the loop if it must.
+        if resumed.count() > 0 {
+            if let Err(e) = self.consumer.resume(&resumed) {
                 tracing::warn!(error = %e, "failed to resume claimed partitions");
             }
         }
     }
 
-    /// Pauses a writer's partitions while its next batch is full and the previous one
-    /// waits for a retry, and every owned partition while the buffers are over their
-    /// bound; resumes them once writes have caught up. The loop keeps polling Kafka
-    /// meanwhile, so the consumer stays in its group through a database outage.
+    /// Pauses a failing writer's partitions once its next batch is full, and every
+    /// owned partition while the buffers are over their bound; resumes them once
+    /// writes have caught up. The loop keeps polling Kafka meanwhile, so the consumer
+    /// stays in its group through a database outage.
     fn apply_backpressure(&mut self) {
         let batches = self.shared.batches();
         let in_writers: usize = self
@@ -713,54 +747,65 @@ impl<'a> Worker<'a> {
             .sum();
         let buffered = batches.bytes() + in_writers;
         let over = buffered >= self.settings.max_buffered_bytes;
-        let wanted: Vec<bool> = self
+        let stalled: Vec<bool> = self
             .writers
             .iter()
             .enumerate()
-            .map(|(lane, w)| {
-                over || (w.pending.is_some() && batches.lane(lane).is_full(&self.settings.batch))
-            })
+            .map(|(lane, w)| w.failing && batches.lane(lane).is_full(&self.settings.batch))
             .collect();
-        let owned: Vec<(usize, i32)> = self
+        let owned: BTreeSet<i32> = self
             .shared
             .partitions()
             .iter()
             .filter(|(_, s)| s.owner.is_some())
-            .map(|(&p, _)| (batches.lane_of(p), p))
+            .map(|(&p, _)| p)
+            .collect();
+        let wanted: BTreeSet<i32> = owned
+            .iter()
+            .copied()
+            .filter(|&p| over || batches.lane_of(p).is_some_and(|lane| stalled[lane]))
             .collect();
         drop(batches);
-        for (lane, &pause) in wanted.iter().enumerate() {
-            if pause == self.writers[lane].paused {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::new();
-            for (_, partition) in owned.iter().filter(|(l, _)| *l == lane) {
-                tpl.add_partition(&self.settings.topic, *partition);
-            }
-            let result = if pause {
-                self.consumer.pause(&tpl)
-            } else {
-                self.consumer.resume(&tpl)
-            };
-            match result {
-                Ok(()) => {
-                    self.writers[lane].paused = pause;
-                    tracing::debug!(
-                        paused = pause,
-                        writer = lane,
-                        partitions = tpl.count(),
-                        buffered_bytes = buffered,
-                        "consumption paused or resumed for backpressure"
-                    );
-                }
-                Err(e) => tracing::warn!(error = %e, "failed to pause or resume partitions"),
+        // Partitions no longer owned were unassigned, or paused for good by fenced().
+        self.paused.retain(|p| owned.contains(p));
+        let mut pause = TopicPartitionList::new();
+        for p in wanted.difference(&self.paused) {
+            pause.add_partition(&self.settings.topic, *p);
+        }
+        let mut resume = TopicPartitionList::new();
+        for p in self.paused.difference(&wanted) {
+            resume.add_partition(&self.settings.topic, *p);
+        }
+        if pause.count() > 0 {
+            match self.consumer.pause(&pause) {
+                Ok(()) => self
+                    .paused
+                    .extend(pause.elements().iter().map(|e| e.partition())),
+                Err(e) => tracing::warn!(error = %e, "failed to pause partitions"),
             }
         }
-        let paused = owned
-            .iter()
-            .filter(|(lane, _)| self.writers[*lane].paused)
-            .count();
-        self.metrics.consumer.paused_partitions.set(paused as i64);
+        if resume.count() > 0 {
+            match self.consumer.resume(&resume) {
+                Ok(()) => {
+                    for e in resume.elements() {
+                        self.paused.remove(&e.partition());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "failed to resume partitions"),
+            }
+        }
+        if pause.count() > 0 || resume.count() > 0 {
+            tracing::info!(
+                paused = pause.count(),
+                resumed = resume.count(),
+                buffered_bytes = buffered,
+                "consumption paused or resumed for backpressure"
+            );
+        }
+        self.metrics
+            .consumer
+            .paused_partitions
+            .set(self.paused.len() as i64);
     }
 
     fn update_gauges(&self) {
@@ -792,9 +837,13 @@ impl<'a> Worker<'a> {
                 Ok(Some(done)) => {
                     self.writers[done.lane].writing = None;
                     match done.result {
-                        Ok(summary) => self.stored(done.lane, &done.flush, summary.events),
-                        Err(e) => {
+                        Some(Ok(summary)) => self.stored(done.lane, &done.flush, summary.events),
+                        Some(Err(e)) => {
                             tracing::warn!(error = %e, events = done.flush.records.len(), "failed to write buffered events at shutdown; they will be consumed again");
+                            failed.insert(done.lane);
+                        }
+                        None => {
+                            tracing::error!(writer = done.lane, "a batch write panicked at shutdown; its events will be consumed again");
                             failed.insert(done.lane);
                         }
                     }
