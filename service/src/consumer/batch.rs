@@ -88,7 +88,7 @@ impl Batches {
         lane
     }
 
-    /// The batch of writer `lane`.
+    /// Returns the batch of writer `lane`.
     pub fn lane(&self, lane: usize) -> &Batch {
         &self.lanes[lane]
     }

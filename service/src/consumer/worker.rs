@@ -80,7 +80,7 @@ pub(crate) struct Worker<'a> {
     writers: Vec<Writer>,
     /// Partitions this loop paused to bound memory.
     paused: BTreeSet<i32>,
-    /// Why the consumer must stop, when a write task panicked.
+    /// Reason to stop the consumer with an error, set when a write task panicked.
     pub(crate) fatal: Option<String>,
     /// Channel of the write tasks' outcomes. The loop takes the receiver while it runs.
     written_tx: mpsc::UnboundedSender<Written>,
@@ -374,7 +374,7 @@ impl<'a> Worker<'a> {
     }
 
     /// Starts writing `lane`'s pending batch in a task of its own, so the loop goes on
-    /// reading while the database works; the task reports on `written_tx`.
+    /// reading while the database works. The task reports on `written_tx`.
     fn start_write(&mut self, lane: usize) {
         let Some(mut flush) = self.writers[lane].pending.take() else {
             return;
