@@ -27,12 +27,10 @@ mod common;
 
 use common::{generate, Rng, ACTORS, SECONDARY_INDEXES};
 use oplog::config::Config;
-use oplog::ingest::{EventSink, StoreSink};
 use oplog::kafka::{self, EventProducer, KafkaSettings};
 use oplog::proto::oplog_query_client::OplogQueryClient;
 use oplog::proto::ListEventsRequest;
 use oplog::store::{MySqlStore, Store};
-use tokio_util::sync::CancellationToken;
 
 /// Options of the benchmark.
 #[derive(Parser)]
@@ -56,11 +54,6 @@ struct Options {
     /// Secondary indexes of the events table to keep, in migration order.
     #[arg(long, default_value_t = SECONDARY_INDEXES.len())]
     indexes: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 #[tokio::main]
@@ -235,25 +228,7 @@ fn stop(child: &mut Child) -> anyhow::Result<()> {
 /// Sends `queries` `ListEvents` requests, each for one actor over the 24 hours of the
 /// events, and prints the latency percentiles seen by the client.
 async fn query(store: Arc<MySqlStore>, now_us: i64, queries: usize) -> anyhow::Result<()> {
-    let sink: Arc<dyn EventSink> = Arc::new(StoreSink(store.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server_stop = CancellationToken::new();
-    let server_token = server_stop.clone();
-    let server_store: Arc<dyn Store> = store;
-    tokio::spawn(async move {
-        let registry = prometheus::Registry::new();
-        oplog::server::serve_grpc(
-            listener,
-            server_store,
-            sink,
-            &Config::default(),
-            &registry,
-            server_token,
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (addr, server_stop) = common::serve_query_api(store).await?;
     let mut client = OplogQueryClient::connect(format!("http://{addr}")).await?;
     let mut rng = Rng(42);
     let mut latencies = Vec::with_capacity(queries);
@@ -283,8 +258,8 @@ async fn query(store: Arc<MySqlStore>, now_us: i64, queries: usize) -> anyhow::R
         "ListEvents by actor over 24 h, page size 100: {queries} queries over {} actors, {:.1} events per page, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} queries/s (one client)",
         actors.len(),
         returned as f64 / queries as f64,
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        common::percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        common::percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3,
         queries as f64 / total.as_secs_f64()
     );

@@ -1,6 +1,6 @@
-//! Measures the query API over a large history: loads generated events spread over a
-//! number of days into MariaDB, then sends a fixed mix of requests through gRPC and
-//! reports the latency percentiles of each kind, and `EXPLAIN` of the SQL each one runs.
+//! Measures the query API over a large history. It loads generated events spread over
+//! a number of days into MariaDB and sends a fixed mix of requests through gRPC. Then
+//! it prints the latency percentiles of each kind and `EXPLAIN` of the SQL it runs.
 //!
 //! ```text
 //! eval "$(scripts/services.sh env)"
@@ -21,7 +21,6 @@ use chrono::Utc;
 use common::{Generator, Rng, ACTIONS, ACTORS, DAY_US, SERVICES, TARGETS};
 use oplog::config::Config;
 use oplog::event::{datetime_from_us, timestamp_from_us, EventRecord};
-use oplog::ingest::{EventSink, StoreSink};
 use oplog::proto::oplog_query_client::OplogQueryClient;
 use oplog::proto::{GetTraceRequest, ListEventsRequest, Result as ResultCode};
 use oplog::query::page_token;
@@ -29,7 +28,6 @@ use oplog::query::request::{to_query, QueryLimits};
 use oplog::store::sql::{self, Param, Statement};
 use oplog::store::{Cursor, MySqlStore, Store};
 use sqlx::{Column, MySqlPool, Row};
-use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 /// Events per write transaction while loading.
@@ -81,8 +79,8 @@ async fn main() -> anyhow::Result<()> {
     let days = next(30)? as i64;
     let samples = next(500)?;
     let base = std::env::var("OPLOG_TEST_MYSQL_URL")?;
-    let kept = std::env::var("OPLOG_BENCH_DB").ok();
-    let database = kept
+    let kept_database = std::env::var("OPLOG_BENCH_DB").ok();
+    let database = kept_database
         .clone()
         .unwrap_or_else(|| format!("oplog_query_{}", std::process::id()));
 
@@ -97,25 +95,7 @@ async fn main() -> anyhow::Result<()> {
         datetime_from_us(last_us).format("%Y-%m-%d %H:%M")
     );
 
-    let sink: Arc<dyn EventSink> = Arc::new(StoreSink(store.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let server_stop = stop.clone();
-    let server_store: Arc<dyn Store> = store.clone();
-    tokio::spawn(async move {
-        let registry = prometheus::Registry::new();
-        oplog::server::serve_grpc(
-            listener,
-            server_store,
-            sink,
-            &Config::default(),
-            &registry,
-            server_stop,
-        )
-        .await
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (addr, stop) = common::serve_query_api(store.clone()).await?;
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect()
         .await?;
@@ -130,8 +110,8 @@ async fn main() -> anyhow::Result<()> {
         }
         kinds.push(requests);
     }
-    // The first pass reads what the buffer pool does not hold from disk; the second
-    // sends the same requests again, so their pages are cached unless evicted since.
+    // The first pass reads from disk what the buffer pool lacks. The second sends the
+    // same requests again, so their pages are cached unless evicted since.
     for pass in ["first pass", "same requests again"] {
         for (name, requests) in KINDS.iter().zip(&kinds) {
             let mut latencies = Vec::with_capacity(samples);
@@ -154,8 +134,8 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{name}, {pass}: {samples} requests, {:.1} events per response, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {:.0} requests/s (one client){note}",
                 returned as f64 / samples as f64,
-                ms(percentile(&latencies, 0.50)),
-                ms(percentile(&latencies, 0.99)),
+                ms(common::percentile(&latencies, 0.50)),
+                ms(common::percentile(&latencies, 0.99)),
                 ms(*latencies.last().expect("at least one sample")),
                 samples as f64 / total.as_secs_f64(),
             );
@@ -194,20 +174,20 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "mix of all kinds, {MIX_CLIENTS} clients: {} requests, p50 {:.2} ms, p99 {:.2} ms, {:.0} requests/s (a page-50 request counts once)",
         latencies.len(),
-        ms(percentile(&latencies, 0.50)),
-        ms(percentile(&latencies, 0.99)),
+        ms(common::percentile(&latencies, 0.50)),
+        ms(common::percentile(&latencies, 0.99)),
         latencies.len() as f64 / total.as_secs_f64(),
     );
     stop.cancel();
-    if kept.is_some() {
+    if kept_database.is_some() {
         println!("kept database {database}");
         return Ok(());
     }
     common::drop_database(&base, &database).await
 }
 
-/// Returns the URL of a database holding `events` generated events over `days` days,
-/// loading them unless a kept database already holds that many.
+/// Returns the URL of a database that contains `events` generated events over `days`
+/// days, loading them unless a kept database already contains that many.
 async fn prepare(base: &str, database: &str, events: usize, days: i64) -> anyhow::Result<String> {
     let url = common::database_url(base, database);
     if std::env::var_os("OPLOG_BENCH_DB").is_some() {
@@ -295,8 +275,8 @@ async fn time_range(pool: &MySqlPool) -> anyhow::Result<(i64, i64)> {
 }
 
 /// Draws one request of kind `kind`. Actors, targets and services are drawn with the
-/// same power laws as the events, so busy ones are asked about most; windows fall
-/// anywhere in the history, not only on its recent, cached end.
+/// same power laws as the events, so busy ones are requested most. Windows start
+/// anywhere in the history, not only at its recent, cached end.
 async fn draw(
     kind: usize,
     rng: &mut Rng,
@@ -496,7 +476,7 @@ async fn explain(pool: &MySqlPool, request: &Request) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The statement's SQL with its parameters written in as literals, for `EXPLAIN`.
+/// Writes the statement's parameters into its SQL as literals, for `EXPLAIN`.
 fn inline(statement: &Statement) -> String {
     let mut params = statement.params.iter();
     let mut out = String::with_capacity(statement.sql.len() + 64);
@@ -523,16 +503,11 @@ fn inline(statement: &Statement) -> String {
     out
 }
 
-/// The UTC time of a request's bound, as the store binds it.
+/// Converts a request's time bound to the UTC time that the store binds.
 fn naive(timestamp: Option<&pbjson_types::Timestamp>) -> chrono::NaiveDateTime {
     let timestamp = timestamp.expect("every listing has both bounds");
     let us = timestamp.seconds * 1_000_000 + i64::from(timestamp.nanos) / 1_000;
     datetime_from_us(us).naive_utc()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -107,6 +107,19 @@ async fn day_partitions_are_created_once_and_hold_their_day() {
     );
 }
 
+/// Opens a connection of its own to `store`'s database, outside the store's pool.
+async fn second_connection(store: &MySqlStore) -> sqlx::MySqlConnection {
+    let url = support::service_var(support::MYSQL_URL_VAR).unwrap();
+    let database: String = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let (prefix, _) = url.rsplit_once('/').unwrap();
+    sqlx::MySqlConnection::connect(&format!("{prefix}/{database}"))
+        .await
+        .unwrap()
+}
+
 async fn partition_of(store: &MySqlStore, event_id: &str) -> String {
     // EXPLAIN PARTITIONS shows which partition a point lookup reads.
     let (occurred_at,): (chrono::NaiveDateTime,) =
@@ -144,15 +157,7 @@ async fn stored_times_ignore_the_session_time_zone() {
     let record = EventRecord::from_event(&event("tz", MIDNIGHT_2026_US)).unwrap();
     store.write_batch(&[record], &[]).await.unwrap();
 
-    let url = support::service_var(support::MYSQL_URL_VAR).unwrap();
-    let database: String = sqlx::query_scalar("SELECT DATABASE()")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let (prefix, _) = url.rsplit_once('/').unwrap();
-    let mut conn = sqlx::MySqlConnection::connect(&format!("{prefix}/{database}"))
-        .await
-        .unwrap();
+    let mut conn = second_connection(&store).await;
     sqlx::raw_sql("SET time_zone = '+05:30'")
         .execute(&mut conn)
         .await
@@ -208,15 +213,7 @@ async fn reuse_by_a_concurrent_transaction_is_caught() {
     let other = EventRecord::from_event(&other_event).unwrap();
 
     // Another writer inserts the first event and keeps its transaction open.
-    let url = support::service_var(support::MYSQL_URL_VAR).unwrap();
-    let database: String = sqlx::query_scalar("SELECT DATABASE()")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    let (prefix, _) = url.rsplit_once('/').unwrap();
-    let mut writer = sqlx::MySqlConnection::connect(&format!("{prefix}/{database}"))
-        .await
-        .unwrap();
+    let mut writer = second_connection(&store).await;
     let mut tx = sqlx::Connection::begin(&mut writer).await.unwrap();
     // The details row is left out: the race is decided on the events table.
     sqlx::query(

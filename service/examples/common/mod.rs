@@ -82,8 +82,8 @@ pub const TENANTS: usize = 50;
 /// Generates `count` events in time order over `span_us` microseconds ending at `end_us`,
 /// one at a time, so that millions of events never sit in memory at once.
 ///
-/// Actors, targets, services, tenants and actions follow power laws; metadata is 200 to
-/// 2,000 bytes; one event in 20 has a change; one in 50 is denied and one in 100 failed.
+/// Actors, targets, services, tenants and actions follow power laws. Metadata is 200 to
+/// 2,000 bytes, one event in 20 has a change, one in 50 is denied and one in 100 failed.
 /// Consecutive events share a trace, 1 to 8 events per trace, as one request crossing
 /// services does.
 pub struct Generator {
@@ -218,20 +218,20 @@ pub async fn fresh_database(
     Ok(url)
 }
 
-/// The URL of database `name` on the server of `base_url`.
+/// Returns the URL of database `name` on the server of `base_url`.
 pub fn database_url(base_url: &str, name: &str) -> String {
     let (prefix, _) = base_url.rsplit_once('/').expect("URL has a database");
     format!("{prefix}/{name}")
 }
 
-/// The day before today, the first day of the 24-hour benchmarks' partitions.
+/// Returns the day before today, the first day of the 24-hour benchmarks' partitions.
 pub fn yesterday() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive() - chrono::Days::new(1)
 }
 
 /// Waits until MariaDB has purged the old row versions of earlier runs, so that a
 /// measurement does not share the server with that purge. Gives up after two minutes
-/// and says so. Dirty pages are not waited for: MariaDB writes them lazily, for
+/// and prints a line. Dirty pages are not waited for: MariaDB writes them lazily, for
 /// minutes, whatever the load.
 pub async fn settle(base_url: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::MySqlConnection::connect(base_url).await?;
@@ -259,4 +259,37 @@ pub async fn drop_database(base_url: &str, name: &str) -> anyhow::Result<()> {
         .execute(&mut conn)
         .await?;
     Ok(())
+}
+
+/// Serves the gRPC API over `store` on a free loopback port, until the returned token
+/// is cancelled. The listener is bound before this returns, so clients can connect at
+/// once.
+pub async fn serve_query_api(
+    store: std::sync::Arc<oplog::store::MySqlStore>,
+) -> anyhow::Result<(std::net::SocketAddr, tokio_util::sync::CancellationToken)> {
+    let sink: std::sync::Arc<dyn oplog::ingest::EventSink> =
+        std::sync::Arc::new(oplog::ingest::StoreSink(store.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server_stop = stop.clone();
+    tokio::spawn(async move {
+        let registry = prometheus::Registry::new();
+        oplog::server::serve_grpc(
+            listener,
+            store,
+            sink,
+            &oplog::config::Config::default(),
+            &registry,
+            server_stop,
+        )
+        .await
+    });
+    Ok((addr, stop))
+}
+
+/// Returns the `p` quantile (0 to 1) of `sorted` latencies, by the nearest rank.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
 }

@@ -211,6 +211,7 @@ impl Batch {
         if count == self.records.len() {
             return self.take();
         }
+
         let records: Vec<EventRecord> = self.records.drain(..count).collect();
         let sources: Vec<SourceMessage> = self.sources.drain(..count).collect();
         let mut next_offsets = BTreeMap::new();
@@ -218,6 +219,7 @@ impl Batch {
             let next = next_offsets.entry(source.partition).or_insert(0);
             *next = (*next).max(source.offset + 1);
         }
+
         // The rest keeps a partition's offset only when it moves past the taken one:
         // events of the partition remain, or dead-lettered messages follow them.
         let remaining: std::collections::BTreeSet<i32> =

@@ -184,12 +184,12 @@ impl<'a> Worker<'a> {
         self.written_rx = Some(written);
     }
 
-    /// True while a writer's next batch holds twice its limits and its previous one
-    /// is still being written: reading waits for that write, which takes
-    /// milliseconds. Until then the batch grows past its limits, so that the other
-    /// writers keep receiving events; it is written in parts within the limits.
-    /// Pausing the partitions instead would make librdkafka drop and fetch again what
-    /// it has prefetched for them, which costs far more.
+    /// True while a writer's next batch has reached twice its limits and its previous
+    /// one is still being written, so reading waits for that write (milliseconds).
+    /// Until then the batch grows past its limits, so that the other writers keep
+    /// receiving events, and it is written in parts within the limits. Pausing the
+    /// partitions instead would make librdkafka drop and fetch again what it has
+    /// prefetched for them, which costs far more.
     fn write_in_the_way(&self) -> bool {
         let batches = self.shared.batches();
         self.writers.iter().enumerate().any(|(lane, writer)| {
@@ -490,9 +490,10 @@ impl<'a> Worker<'a> {
         flush
     }
 
-    /// The offset updates of `flush`, after dropping the partitions whose claim is no
-    /// longer the one the batch was read under: revoked, fenced, or assigned again,
-    /// which starts over from the stored offset, so the old events must not move it.
+    /// Returns the offset updates of `flush`, after dropping the partitions whose claim
+    /// is no longer the one the batch was read under (revoked, fenced, or assigned
+    /// again). A new assignment starts over from the stored offset, so the old events
+    /// must not move it.
     fn offset_updates(&self, flush: &mut Flush) -> Vec<OffsetUpdate> {
         let partitions: Vec<i32> = flush.next_offsets.keys().copied().collect();
         let mut updates = Vec::with_capacity(partitions.len());
@@ -557,10 +558,10 @@ impl<'a> Worker<'a> {
         true
     }
 
-    /// Handles a write refused because `partition`'s stored claim is no longer the one
+    /// Handles a write rejected because `partition`'s stored claim is no longer the one
     /// the batch was taken under. When this consumer's claim changed meanwhile
     /// (revoked, or assigned again), only the batch's events of the partition are
-    /// dropped; otherwise another consumer took the partition over, and this one gives
+    /// dropped. Otherwise another consumer took the partition over, and this one gives
     /// it up.
     fn fenced(&self, flush: &mut Flush, partition: i32) {
         let current = self.shared.owner(partition);
@@ -732,20 +733,12 @@ impl<'a> Worker<'a> {
     }
 
     /// Pauses a failing writer's partitions once its next batch is full, and every
-    /// owned partition while the buffers are over their bound; resumes them once
+    /// owned partition while the buffers are over their bound. Resumes them once
     /// writes have caught up. The loop keeps polling Kafka meanwhile, so the consumer
     /// stays in its group through a database outage.
     fn apply_backpressure(&mut self) {
         let batches = self.shared.batches();
-        let in_writers: usize = self
-            .writers
-            .iter()
-            .map(|w| {
-                w.pending.as_ref().map_or(0, |f| f.bytes)
-                    + w.writing.as_ref().map_or(0, |(_, b)| *b)
-            })
-            .sum();
-        let buffered = batches.bytes() + in_writers;
+        let buffered = batches.bytes() + self.bytes_in_writers();
         let over = buffered >= self.settings.max_buffered_bytes;
         let stalled: Vec<bool> = self
             .writers
@@ -753,6 +746,10 @@ impl<'a> Worker<'a> {
             .enumerate()
             .map(|(lane, w)| w.failing && batches.lane(lane).is_full(&self.settings.batch))
             .collect();
+        // The usual case, checked on every message: nothing to pause or resume.
+        if !over && self.paused.is_empty() && !stalled.contains(&true) {
+            return;
+        }
         let owned: BTreeSet<i32> = self
             .shared
             .partitions()
@@ -808,16 +805,20 @@ impl<'a> Worker<'a> {
             .set(self.paused.len() as i64);
     }
 
-    fn update_gauges(&self) {
-        let in_writers: usize = self
-            .writers
+    /// Returns the bytes of the batches that writers have taken: pending or being
+    /// written.
+    fn bytes_in_writers(&self) -> usize {
+        self.writers
             .iter()
             .map(|w| {
                 w.pending.as_ref().map_or(0, |f| f.bytes)
-                    + w.writing.as_ref().map_or(0, |(_, b)| *b)
+                    + w.writing.as_ref().map_or(0, |(_, bytes)| *bytes)
             })
-            .sum();
-        let buffered = self.shared.batches().bytes() + in_writers;
+            .sum()
+    }
+
+    fn update_gauges(&self) {
+        let buffered = self.shared.batches().bytes() + self.bytes_in_writers();
         self.metrics.consumer.buffered_bytes.set(buffered as i64);
         self.metrics
             .consumer

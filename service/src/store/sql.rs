@@ -112,8 +112,8 @@ const SELECT_EVENT: &str = "SELECT e.occurred_at, e.event_id, e.service, e.tenan
 pub enum IndexHint {
     /// MySQL and MariaDB: `FORCE INDEX` on the index of the most selective filter.
     /// Without it, the optimizer often reads the primary key in time order and checks
-    /// the filter on every row (the order matches, so it expects to stop early), which
-    /// for a rare actor or service reads thousands of rows per page instead of 101.
+    /// the filter on every row, expecting to stop early because the order matches.
+    /// For a rare actor or service that reads thousands of rows per page, not 101.
     Force,
     /// SQLite: no hint; its planner picks the filter's index.
     None,
